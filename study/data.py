@@ -1,0 +1,256 @@
+"""The chest X-ray data set: layout, labels, patient ids, patient-level splits, summary.
+
+    python -m study.data ROOT [--resolution 200] [--json] [--strict]
+
+prints the per-split class counts, patients and image sizes of a data set (ROOT: the Kaggle
+download as it comes, or its chest_xray/ folder); with no ROOT, the bundled sample.
+
+Layout: ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg, also when ROOT is the Kaggle zip's
+doubly nested chest_xray/chest_xray/; __MACOSX/, .DS_Store and hidden files are ignored.
+Labels from file names: NORMAL -> normal; PNEUMONIA/personN_bacteria_M -> bacteria,
+personN_virus_M -> virus. Patient ids: personN, IM-XXXX, NORMAL2-IM-XXXX.
+
+Training code calls `prepare()`, which never reads test/: only `load_test()` does, and only the
+analysis calls that, once, after selection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from study.cache import IMAGE_SUFFIXES, load_or_build
+from study.config import TrainConfig, UserError
+
+CLASSES = ("normal", "bacteria", "virus")  # label3 index; binary label = label3 > 0
+SPLITS = ("train", "val", "test")
+CLASS_DIRS = ("NORMAL", "PNEUMONIA")
+SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "chest_xray"
+IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
+_PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.I)
+_NORMAL = re.compile(r"^((?:NORMAL2-)?IM-\d+)", re.I)
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label3: int      # index into CLASSES
+    patient: str
+
+
+@dataclass
+class Split:
+    """Decoded images of one split, skipped files removed."""
+    images: np.ndarray      # uint8 [N, R, R]
+    labels3: np.ndarray     # int64 [N]
+    patients: np.ndarray    # str [N]
+    paths: list[str]
+    sizes: list[tuple[int, int]]
+    skipped: list[dict] = field(default_factory=list)
+
+    def take(self, idx: np.ndarray) -> "Split":
+        return Split(self.images[idx], self.labels3[idx], self.patients[idx],
+                     [self.paths[i] for i in idx], [self.sizes[i] for i in idx])
+
+
+@dataclass
+class TrainData:
+    """What every trial of a study trains on; built once, shared through Ray's object store."""
+    train: Split
+    val: Split
+    resolution: int
+    data_key: tuple
+    description: str
+
+
+def binary(labels3: np.ndarray) -> np.ndarray:
+    return (labels3 > 0).astype(np.int64)
+
+
+def targets(labels3: np.ndarray, num_classes: int) -> np.ndarray:
+    return binary(labels3) if num_classes == 2 else labels3.astype(np.int64)
+
+
+# ---- reading the layout ----------------------------------------------------------------------
+def find_root(root: str | Path) -> Path:
+    """The folder that holds train/ val/ test/, looking through chest_xray/chest_xray/ nesting."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder; pass the data set folder with --data (e.g. ~/Downloads/chest_xray)")
+    here = root
+    for _ in range(4):
+        if any((here / s).is_dir() for s in SPLITS):
+            return here
+        if (here / "chest_xray").is_dir():
+            here = here / "chest_xray"
+            continue
+        break
+    raise UserError(f"{root}: not a chest X-ray data set; expected {root}/train/{{NORMAL,PNEUMONIA}}/*.jpeg "
+                    f"(or the Kaggle download's chest_xray/ folder)")
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".") and p.name not in IGNORED
+
+
+def scan_split(root: Path, split: str) -> tuple[list[Item], list[dict]]:
+    """File names only (no decoding): items and the files skipped for their name or type."""
+    d = root / split
+    if not d.is_dir():
+        raise UserError(f"{d}: missing; expected {d}/{{NORMAL,PNEUMONIA}}/*.jpeg")
+    sub = sorted(p for p in d.iterdir() if _visible(p))
+    for p in sub:
+        if p.is_dir() and p.name.upper() not in CLASS_DIRS:
+            raise UserError(f"{p}: unknown class folder {p.name!r}; expected only NORMAL/ and PNEUMONIA/ in {d}")
+    items, skipped = [], []
+    for cls in CLASS_DIRS:
+        cdir = next((p for p in sub if p.is_dir() and p.name.upper() == cls), None)
+        if cdir is None:
+            raise UserError(f"{d}: no {cls}/ folder; expected {d}/{cls}/*.jpeg")
+        files = sorted(p for p in cdir.rglob("*") if p.is_file() and _visible(p)
+                       and not any(part in IGNORED or part.startswith(".") for part in p.relative_to(cdir).parts))
+        if not files:
+            raise UserError(f"{cdir}: empty class folder; expected .jpeg images of {cls.lower()} chest X-rays")
+        for f in files:
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append({"file": str(f), "reason": f"not an image file name (expected {', '.join(IMAGE_SUFFIXES)})"})
+                continue
+            item = _label(f, cls)
+            if item is None:
+                skipped.append({"file": str(f), "reason": "PNEUMONIA file name says neither bacteria nor virus "
+                                "(expected personN_bacteria_M.jpeg or personN_virus_M.jpeg)"})
+            else:
+                items.append(item)
+    return items, skipped
+
+
+def _label(f: Path, cls: str) -> Item | None:
+    if cls == "NORMAL":
+        m = _NORMAL.match(f.name)
+        return Item(f, 0, m.group(1).upper() if m else f"file:{f.stem}")
+    m = _PERSON.match(f.name)
+    if not m:
+        return None
+    return Item(f, CLASSES.index(m.group(2).lower()), m.group(1).lower())
+
+
+def load_split(root: Path, split: str, resolution: int, strict: bool = False,
+               cache_dir: Path | None = None, progress: bool = True) -> Split:
+    items, skipped = scan_split(root, split)
+    got = load_or_build([it.path for it in items], resolution, f"{split}", cache_dir, progress)
+    for it, err in zip(items, got["errors"]):
+        if err:
+            skipped.append({"file": str(it.path), "reason": err})
+    if strict and skipped:
+        s = skipped[0]
+        raise UserError(f"{s['file']}: {s['reason']} (--strict; {len(skipped)} file(s) in {root / split} unreadable)")
+    ok = got["ok"]
+    kept = [it for it, k in zip(items, ok) if k]
+    if not kept:
+        raise UserError(f"{root / split}: no readable images")
+    return Split(got["images"], np.array([it.label3 for it in kept], np.int64),
+                 np.array([it.patient for it in kept]), [str(it.path) for it in kept],
+                 [tuple(s) for s, k in zip(got["sizes"], ok) if k], skipped)
+
+
+# ---- patient-level splits --------------------------------------------------------------------
+def carve(labels3: np.ndarray, patients: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, carved) indices: about `fraction` of the patients, stratified by class, no patient in both."""
+    n_splits = max(2, round(1.0 / fraction))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest, carved = next(folds.split(np.zeros(len(labels3)), labels3, groups=patients))
+    return np.sort(rest), np.sort(carved)
+
+
+def _train_pool(root: Path, cfg: TrainConfig, cache_dir, progress) -> tuple[Split, Split | None]:
+    """Official train minus our hold-out (the patients `load_test` returns when there is no test/)."""
+    full = load_split(root, "train", cfg.resolution, cache_dir=cache_dir, progress=progress)
+    if cfg.holdout_fraction == 0:
+        return full, None
+    rest, held = carve(full.labels3, full.patients, cfg.holdout_fraction, cfg.split_seed)
+    return full.take(rest), full.take(held)
+
+
+def prepare(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None,
+            progress: bool = True) -> TrainData:
+    """Train and validation images for `cfg`'s data fields. Never reads test/."""
+    root = find_root(root or SAMPLE_ROOT)
+    pool, _ = _train_pool(root, cfg, cache_dir, progress)
+    if cfg.val_source == "official":
+        train, val = pool, load_split(root, "val", cfg.resolution, cache_dir=cache_dir, progress=progress)
+    else:
+        frac = cfg.val_fraction / (1.0 - cfg.holdout_fraction)
+        rest, v = carve(pool.labels3, pool.patients, frac, cfg.split_seed + 1)
+        train, val = pool.take(rest), pool.take(v)
+    if cfg.max_train_images and cfg.max_train_images < len(train.labels3):
+        idx, _ = train_test_split(np.arange(len(train.labels3)), train_size=cfg.max_train_images,
+                                  stratify=train.labels3, random_state=cfg.split_seed)
+        train = train.take(np.sort(idx))
+    desc = (f"{root}: train {len(train.labels3)} images / {len(set(train.patients))} patients, "
+            f"val ({cfg.val_source}) {len(val.labels3)} / {len(set(val.patients))}, {cfg.resolution}px")
+    return TrainData(train, val, cfg.resolution, cfg.data_key(), desc)
+
+
+def load_test(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None) -> tuple[Split, str]:
+    """The evaluation split, for the analysis only: the official test/ when the data set has one,
+    else the patient-level hold-out carved from train (never seen by training or selection)."""
+    root = find_root(root or SAMPLE_ROOT)
+    if (root / "test").is_dir():
+        return load_split(root, "test", cfg.resolution, cache_dir=cache_dir), f"official test split ({root / 'test'})"
+    _, held = _train_pool(root, cfg, cache_dir, progress=False)
+    if held is None:
+        raise UserError(f"{root}: no test/ split and holdout_fraction=0; nothing to evaluate on")
+    return held, f"patient-level hold-out of train ({cfg.holdout_fraction:.0%} of patients, split_seed={cfg.split_seed})"
+
+
+# ---- summary CLI -----------------------------------------------------------------------------
+def summarize(root: str | Path | None, resolution: int = 200, strict: bool = False,
+              cache_dir: Path | None = None) -> dict:
+    top = find_root(root or SAMPLE_ROOT)
+    out: dict = {"root": str(top), "splits": {}, "skipped": []}
+    present = [s for s in SPLITS if (top / s).is_dir()]
+    if "train" not in present:
+        raise UserError(f"{top}/train: missing; expected {top}/train/{{NORMAL,PNEUMONIA}}/*.jpeg")
+    for s in present:
+        sp = load_split(top, s, resolution, strict=strict, cache_dir=cache_dir)
+        counts = {c: int((sp.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
+        sides = [v for wh in sp.sizes for v in wh]
+        out["splits"][s] = {**counts, "patients": int(len(set(sp.patients))),
+                            "min_side": int(min(sides)), "max_side": int(max(sides))}
+        out["skipped"] += sp.skipped
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m study.data", description=__doc__.split("\n")[0])
+    ap.add_argument("root", nargs="?", default=None, help="data set folder (default: the bundled sample)")
+    ap.add_argument("--resolution", type=int, default=200, help="px side of the cached images (default 200)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--strict", action="store_true", help="an unreadable file is an error, not a skip")
+    args = ap.parse_args(argv)
+    try:
+        s = summarize(args.root, args.resolution, args.strict)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    print(f"data set: {s['root']}")
+    for name, c in s["splits"].items():
+        print(f"  {name:5s}  normal {c['normal']:5d}  bacteria {c['bacteria']:5d}  virus {c['virus']:5d}  "
+              f"patients {c['patients']:5d}  sides {c['min_side']}-{c['max_side']} px")
+    for sk in s["skipped"]:
+        print(f"  skipped {sk['file']}: {sk['reason']}")
+    print(f"  {len(s['skipped'])} file(s) skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Shared fixtures: the bundled real sample, the real data set beside the checkout (skipped with a
+reason where absent), a per-session image cache, and tiny CPU configs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from study.config import TrainConfig
+from study.data import SAMPLE_ROOT, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ROOT = Path(os.environ.get("PNEUMONIA_REAL_DATA", REPO.parent / "shared" / "data" / "chest_xray"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """Every test session decodes into its own cache, so tests never see a stale user cache."""
+    d = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("PNEUMONIA_CACHE")
+    os.environ["PNEUMONIA_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("PNEUMONIA_CACHE", None)
+    else:
+        os.environ["PNEUMONIA_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def sample_root() -> Path:
+    return SAMPLE_ROOT
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    if not (REAL_ROOT / "train").is_dir():
+        pytest.skip(f"real data set not found at {REAL_ROOT} (set PNEUMONIA_REAL_DATA to run real-data tests)")
+    return REAL_ROOT
+
+
+def tiny(**overrides) -> TrainConfig:
+    """A config that trains in well under a second per epoch on 2 CPU cores."""
+    base = dict(resolution=32, epochs=1, batch_size=32, dense_units=16)
+    return TrainConfig.from_overrides({**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    cfg = tiny()
+    return prepare(None, cfg, progress=False)

@@ -49,3 +49,21 @@ def tiny(**overrides) -> TrainConfig:
 def tiny_data():
     cfg = tiny()
     return prepare(None, cfg, progress=False)
+
+
+QUICK_TINY_ARGS = ["--experiment", "quick", "--resolution", "32", "--max-epochs", "3", "--set", "dense_units=16"]
+
+
+@pytest.fixture(scope="session")
+def quick_results(tmp_path_factory, _cache_dir) -> Path:
+    """A real results tree: the `quick` study at a tiny size (32 px, 3 epochs), run once per session
+    through the same CLI as `make study`. Returns STORAGE/quick."""
+    import subprocess
+    import sys
+    storage = tmp_path_factory.mktemp("results")
+    env = {**os.environ, "PNEUMONIA_CACHE": str(_cache_dir)}
+    proc = subprocess.run([sys.executable, "-m", "study.run", *QUICK_TINY_ARGS, "--storage", str(storage)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (storage / "quick" / "run-stdout.txt").write_text(proc.stdout)
+    return storage / "quick"

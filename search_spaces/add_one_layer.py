@@ -1,0 +1,21 @@
+"""Q3.1 A - add one layer: which single added layer helps the seed network?
+
+Candidates (the rationale of each is in study/model.py, where the layer is declared):
+  conv       a 5th conv block: more receptive field, and 3.4x fewer dense weights (13->7 px map)
+  dense      a second hidden dense layer: a deeper classifier on the same features
+  batchnorm  normalise the first block's activations: X-ray exposure varies between machines
+  dropout    dropout (p=0.5) after Flatten, where 96 % of the weights are
+plus () - the unchanged seed network - as the control, all on the same seed.
+Grid: 5 configs x 2 seeds (random, reproducible). ASHA: grace 4 epochs, reduction factor 2.
+"""
+from ray import tune
+
+QUESTION = "Q3.1 A: which one added layer improves accuracy"
+FIXED = {}
+SPACE = {
+    "extra_layers": tune.grid_search([(), ("conv",), ("dense",), ("batchnorm",), ("dropout",)]),
+    "seed": tune.randint(0, 10_000),
+}
+NUM_SAMPLES = 2
+MAX_EPOCHS = 12
+ASHA = {"grace_period": 4, "reduction_factor": 2}

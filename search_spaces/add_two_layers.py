@@ -1,0 +1,22 @@
+"""Q3.1 B - add two layers: which pair of added layers helps the seed network?
+
+Pairs of the one-layer candidates (study/model.py gives each layer's rationale):
+  (conv, conv)        two more blocks: 200 px -> 4 px map, dense layer 30x smaller
+  (conv, batchnorm)   deeper and normalised
+  (conv, dense)       deeper features and a deeper classifier
+  (conv, dropout)     deeper, and regularise the remaining dense weights
+  (batchnorm, dropout) stabilise early, regularise late, same depth
+plus () as the control. Grid: 6 configs x 2 seeds. ASHA: grace 4 epochs, reduction factor 2.
+"""
+from ray import tune
+
+QUESTION = "Q3.1 B: which two added layers improve accuracy"
+FIXED = {}
+SPACE = {
+    "extra_layers": tune.grid_search([(), ("conv", "conv"), ("conv", "batchnorm"), ("conv", "dense"),
+                                      ("conv", "dropout"), ("batchnorm", "dropout")]),
+    "seed": tune.randint(0, 10_000),
+}
+NUM_SAMPLES = 2
+MAX_EPOCHS = 12
+ASHA = {"grace_period": 4, "reduction_factor": 2}

@@ -1,0 +1,19 @@
+"""Q3.1 C - depth of existing layers and number of kernels, no added layers.
+
+Filters per block (the "depth" of each conv layer) x kernel side per block, 4 blocks always:
+  filters  (32,32,32,32) seed | (16,16,16,16) half: does the seed over-fit? |
+           (64,64,64,64) double: does it under-fit? | (16,32,64,128) the usual widening pyramid
+  kernels  (3,3,3,3) seed | (5,5,3,3) larger early kernels: opacities are blurry, wide structures
+8 configs = 7 changes from the seed (the task asks for at least five). ASHA: grace 4, factor 2.
+"""
+from ray import tune
+
+QUESTION = "Q3.1 C: which change of filters per layer / kernel size improves accuracy"
+FIXED = {}
+SPACE = {
+    "filters": tune.grid_search([(32, 32, 32, 32), (16, 16, 16, 16), (64, 64, 64, 64), (16, 32, 64, 128)]),
+    "kernel_sizes": tune.grid_search([(3, 3, 3, 3), (5, 5, 3, 3)]),
+}
+NUM_SAMPLES = 1
+MAX_EPOCHS = 12
+ASHA = {"grace_period": 4, "reduction_factor": 2}

@@ -1,0 +1,18 @@
+"""Q3.3 F - early stopping: does performance deteriorate beyond some number of epochs?
+
+Long runs (30 epochs, 2.5x the baseline budget) with patience-based early stopping off (0) and
+on (patience 3 and 6 epochs, monitoring validation accuracy, keeping the best epoch's weights),
+3 seeds each. No ASHA: the question is what happens late in training, so every run must get
+there. The report reads the epoch where validation accuracy peaks and how far it falls after.
+"""
+from ray import tune
+
+QUESTION = "Q3.3 F: does validation performance deteriorate after some epoch, and does early stopping help"
+FIXED = {}
+SPACE = {
+    "early_stopping_patience": tune.grid_search([0, 3, 6]),
+    "seed": tune.randint(0, 10_000),
+}
+NUM_SAMPLES = 3
+MAX_EPOCHS = 30
+ASHA = None

@@ -1,0 +1,18 @@
+"""Three classes - normal / bacterial / viral pneumonia with the binary architecture family.
+
+The seed network with a 3-logit softmax head, and the one- and two-layer additions most likely
+to matter for the harder bacterial-vs-viral call (a 5th conv block; conv + batch norm), each with
+and without inverse-frequency class weights (bacteria outnumber virus ~2:1 in train).
+6 configs. ASHA on validation accuracy: grace 4 epochs, factor 2.
+"""
+from ray import tune
+
+QUESTION = "3-class: normal vs bacterial vs viral pneumonia"
+FIXED = {"num_classes": 3}
+SPACE = {
+    "extra_layers": tune.grid_search([(), ("conv",), ("conv", "batchnorm")]),
+    "class_weight": tune.grid_search(["none", "balanced"]),
+}
+NUM_SAMPLES = 1
+MAX_EPOCHS = 12
+ASHA = {"grace_period": 4, "reduction_factor": 2}

@@ -1,0 +1,73 @@
+"""Build the Ray Tune Tuner for one experiment: scheduler, resources, storage, callbacks.
+
+`build_tuner` and `restore_tuner` are the only places that know Ray's Tuner API; study/run.py
+decides what to run, study/trainable.py what one trial does.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import BasicVariantGenerator
+
+from study.config import METRIC, MODE
+from study.data import TrainData
+from study.trainable import train_trial
+
+SEARCH_SEED = 0  # Ray's sampling of random domains (e.g. seeds) is reproducible too
+
+
+def build_scheduler(asha: dict | None, max_epochs: int) -> ASHAScheduler | None:
+    """ASHA on METRIC with one rung per `grace_period * reduction_factor**k` epochs; None = FIFO."""
+    if not asha:
+        return None
+    return ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
+                         grace_period=min(asha["grace_period"], max_epochs), reduction_factor=asha["reduction_factor"])
+
+
+def wandb_callbacks(project: str | None, group: str) -> list:
+    """W&B's own Ray callback, one group per experiment; none without a project.
+    WANDB_MODE=offline writes the runs locally (under WANDB_DIR) with no network."""
+    if not project:
+        return []
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    return [WandbLoggerCallback(project=project, group=group, log_config=True)]
+
+
+def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None):
+    fn = tune.with_parameters(trainable or train_trial, data=data)  # data into the object store once
+    return tune.with_resources(fn, resources)
+
+
+def storage_uri(storage: str) -> str:
+    """Ray wants an absolute path or a URI (s3://, gs://, or an NFS path for multi-node)."""
+    return storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
+
+
+def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
+                asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
+                max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0) -> tune.Tuner:
+    return tune.Tuner(
+        _trainable(data, resources, trainable),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode=MODE, scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
+            search_alg=BasicVariantGenerator(random_state=SEARCH_SEED), max_concurrent_trials=max_concurrent or None),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),  # the latest holds the best weights too
+    )
+
+
+def restore_tuner(path: str, data: TrainData, resources: dict, trainable: Callable | None = None) -> tune.Tuner:
+    """Continue an interrupted experiment: finished trials are kept as they are, unfinished ones
+    continue from their last checkpoint, errored ones restart from theirs."""
+    return tune.Tuner.restore(path, trainable=_trainable(data, resources, trainable),
+                              resume_unfinished=True, resume_errored=True)
+
+
+def can_restore(path: str) -> bool:
+    return tune.Tuner.can_restore(path)

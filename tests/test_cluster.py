@@ -163,6 +163,7 @@ def test_file_mounts_carry_what_pip_install_needs(cluster):
 def test_ray_version_is_pinned_to_the_tested_ray_everywhere(cluster, rayjob, readme):
     pins = {m for c in all_setup_commands(cluster) for m in re.findall(r"ray\[[^\]]*\]==([0-9][\w.]*)", c)}
     assert pins == {ray.__version__}, "cluster and laptop must run the same Ray (update the pin with it)"
+    assert set(re.findall(r"ray\[[^\]]*\]==([0-9][\w.]*)", readme)) == {ray.__version__}
     assert rayjob["spec"]["rayClusterSpec"]["rayVersion"] == ray.__version__
     assert f"rayproject/ray:{ray.__version__}-" in readme
 

@@ -107,7 +107,13 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
     data = data_cache[key]
     root = storage_uri(args.storage)
     path = f"{root.rstrip('/')}/{name}"
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        has_gpu = bool(ray.cluster_resources().get("GPU"))
+        if args.address and not has_gpu:  # an autoscaling cluster starts GPU workers only when trials ask for GPUs
+            raise UserError("--address given but the cluster has no GPU yet: pass --gpus-per-trial (1, or 0.25 to pack "
+                            "4 trials per GPU) so the autoscaler starts GPU workers, or --gpus-per-trial 0 for CPU only")
+        gpus = 1.0 if has_gpu else 0.0
     resources = {"cpu": args.cpus_per_trial, "gpu": gpus}
     if args.resume and can_restore(path):
         tuner = restore_tuner(path, data, resources)

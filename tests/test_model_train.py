@@ -1,0 +1,162 @@
+"""Config, model builder and training loop, without Ray."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, tiny
+from study.config import BEST_METRIC, EPOCH_SECONDS, METRIC, TrainConfig, UserError
+from study.data import prepare
+from study.model import build_model, count_parameters, probabilities
+from study.train import fit, load_model, load_resume, make_loss, make_optimizer, train_one_epoch
+
+
+def test_seed_network_parameter_count():
+    assert count_parameters(build_model(TrainConfig())) == 720_545
+
+
+def test_seed_network_shapes():
+    m = build_model(TrainConfig())
+    assert m(torch.zeros(2, 1, 200, 200)).shape == (2, 1)
+    convs = [l for l in m if isinstance(l, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32] * 4 and all(c.kernel_size == (3, 3) for c in convs)
+    assert [l for l in m if isinstance(l, torch.nn.Linear)][0].in_features == 13 * 13 * 32
+
+
+def test_unknown_key_rejected_with_its_name():
+    with pytest.raises(UserError, match="learning_rate"):
+        TrainConfig.from_overrides({"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("bad", [{"optimizer": "adagrad"}, {"kernel_sizes": [4, 4, 4, 4]}, {"dropout": 1.0},
+                                 {"filters": [32, 32]}, {"epochs": 2.5}, {"extra_layers": ["lstm"]}])
+def test_bad_values_rejected(bad):
+    with pytest.raises(UserError):
+        TrainConfig.from_overrides(bad)
+
+
+def test_config_is_frozen_and_coerces_lists():
+    cfg = TrainConfig.from_overrides({"filters": [16, 16, 16, 16], "extra_layers": ["conv"], "lr": "0.01"})
+    assert cfg.filters == (16, 16, 16, 16) and cfg.extra_layers == ("conv",) and cfg.lr == 0.01
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+    assert TrainConfig.from_strings(["filters=[8,8,8,8]", "optimizer=sgd"]).filters == (8, 8, 8, 8)
+
+
+VARIANTS = [
+    {"optimizer": o} for o in ("sgd", "sgd_momentum", "nesterov", "adam", "rmsprop")
+] + [
+    {"extra_layers": [x]} for x in ("conv", "dense", "batchnorm", "dropout")
+] + [
+    {"extra_layers": ["conv", "conv"]}, {"extra_layers": ["batchnorm", "dropout"]},
+    {"dropout": 0.3, "dropout_place": "conv"}, {"dropout": 0.3, "dropout_place": "both"}, {"dropout": 0.3},
+    {"filters": [8, 16, 32, 64], "kernel_sizes": [5, 5, 3, 3]}, {"filters": [8, 8], "kernel_sizes": [7, 3]},
+    {"num_classes": 3}, {"num_classes": 3, "class_weight": "balanced"}, {"class_weight": "balanced"},
+    {"augment": "light"}, {"precision": "bf16"}, {"channels_last": False}, {"weight_decay": 1e-4},
+    {"early_stopping_patience": 1}, {"dense_units": 8},
+]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_every_field_builds_and_trains_one_step(overrides, tiny_data):
+    cfg = tiny(**overrides, batch_size=8)
+    model = build_model(cfg)
+    opt = make_optimizer(cfg, model.parameters())
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.from_numpy(tiny_data.train.images[:8])
+    y = torch.from_numpy((tiny_data.train.labels3[:8] > 0).astype(np.int64) if cfg.num_classes == 2
+                         else tiny_data.train.labels3[:8])
+    out = train_one_epoch(model, opt, make_loss(cfg, tiny_data.train.labels3, torch.device("cpu")),
+                          tiny_data.train.images[:8], x, y, cfg, epoch=1)
+    assert np.isfinite(out["train_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "no weight changed"
+
+
+def test_three_class_head_gives_distributions():
+    cfg = tiny(num_classes=3)
+    logits = build_model(cfg)(torch.rand(4, 1, 32, 32))
+    assert logits.shape == (4, 3)
+    p = probabilities(logits, 3)
+    assert torch.allclose(p.sum(1), torch.ones(4))
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != EPOCH_SECONDS} for r in records]
+
+
+def test_same_seed_same_numbers_on_cpu(tiny_data):
+    cfg = tiny(epochs=2, augment="light")
+    a, b = fit(cfg, tiny_data), fit(cfg, tiny_data)
+    assert _strip(a.records) == _strip(b.records)
+    c = fit(dataclasses.replace(cfg, seed=1), tiny_data)
+    assert _strip(c.records) != _strip(a.records)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
+    cfg = tiny(epochs=3)
+    full = fit(cfg, tiny_data)
+    fit(dataclasses.replace(cfg, epochs=3), tiny_data,
+        on_epoch=lambda rec, st: st.save(tmp_path) if rec["epoch"] == 1 else None)
+    resumed = fit(cfg, tiny_data, resume=load_resume(tmp_path))
+    assert _strip(resumed.records) == _strip(full.records)
+
+
+def test_checkpoint_round_trip(tiny_data, tmp_path):
+    state = fit(tiny(epochs=2), tiny_data)
+    state.save(tmp_path)
+    model, cfg = load_model(tmp_path)
+    assert cfg == tiny(epochs=2)
+    reference = build_model(cfg)
+    reference.load_state_dict(state.best_state)
+    x = torch.rand(3, 1, 32, 32)
+    assert torch.equal(model(x), reference.eval()(x))
+    assert json.loads((tmp_path / "metrics.json").read_text())[-1][BEST_METRIC] == state.best_metric
+
+
+def test_best_epoch_weights_are_kept(tiny_data):
+    state = fit(tiny(epochs=3, lr=0.01), tiny_data)
+    best = max(r[METRIC] for r in state.records)
+    assert state.best_metric == best
+    assert state.records[state.best_epoch - 1][METRIC] == best
+
+
+def test_early_stopping_stops_after_patience(tiny_data):
+    state = fit(tiny(epochs=8, early_stopping_patience=1, lr=1e-6), tiny_data)
+    assert len(state.records) < 8 and state.records[-1]["early_stopped"]
+    assert state.records[-1]["epoch"] - state.best_epoch == 1
+
+
+def test_data_fields_must_match_prepared_data(tiny_data):
+    with pytest.raises(UserError, match="data fields"):
+        fit(tiny(resolution=48), tiny_data)
+
+
+def test_train_cli_writes_metrics_config_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "study.train", "--set", "resolution=32", "--set", "epochs=2",
+                           "--set", "dense_units=16", "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["resolution"] == 32
+    assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
+    assert "epoch   2" in proc.stdout
+
+
+def test_train_cli_user_error_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "study.train", "--set", "lr_typo=1", "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ") and "lr_typo" in proc.stderr
+
+
+def test_prepare_is_cached_between_calls():
+    a = prepare(None, tiny(), progress=False)
+    b = prepare(None, tiny(), progress=False)
+    assert np.array_equal(a.train.images, b.train.images)

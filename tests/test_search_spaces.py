@@ -1,0 +1,68 @@
+"""Every search space loads, its keys are config fields, and every sampled config trains one step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ray.tune.search.variant_generator import generate_variants
+
+import search_spaces
+from conftest import tiny
+from study.config import DATA_FIELDS, TrainConfig, UserError
+from study.model import build_model
+from study.train import make_loss, make_optimizer, train_one_epoch
+
+
+def sampled_configs(name: str) -> list[TrainConfig]:
+    mod = search_spaces.load(name)
+    base = {**tiny().to_dict(), **{k: v for k, v in mod.FIXED.items() if k != "resolution"}}
+    out = []
+    for _ in range(mod.NUM_SAMPLES):
+        for _, resolved in generate_variants({**base, **mod.SPACE}):
+            out.append(TrainConfig.from_overrides(resolved))
+    return out
+
+
+@pytest.mark.parametrize("name", search_spaces.NAMES)
+def test_space_is_documented_and_valid(name):
+    mod = search_spaces.load(name)
+    assert mod.__doc__ and len(mod.__doc__) > 200, "the docstring states the question, grid and why"
+    assert mod.MAX_EPOCHS >= 1 and mod.NUM_SAMPLES >= 1
+    assert not set(mod.SPACE) & set(DATA_FIELDS)
+
+
+@pytest.mark.parametrize("name", search_spaces.NAMES)
+def test_every_sampled_config_trains_one_step(name, tiny_data):
+    configs = sampled_configs(name)
+    assert len(configs) >= 2
+    for cfg in configs:
+        model = build_model(cfg)
+        x = torch.from_numpy(tiny_data.train.images[:4])
+        y = torch.from_numpy((tiny_data.train.labels3[:4] > 0).astype(np.int64) if cfg.num_classes == 2
+                             else tiny_data.train.labels3[:4])
+        out = train_one_epoch(model, make_optimizer(cfg, model.parameters()),
+                              make_loss(cfg, tiny_data.train.labels3, torch.device("cpu")),
+                              tiny_data.train.images[:4], x, y, cfg, epoch=1)
+        assert np.isfinite(out["train_loss"]) or cfg.lr >= 0.03, (name, cfg)
+
+
+def test_questions_cover_the_seed():
+    assert len(sampled_configs("depth_kernels")) - 1 >= 5  # at least five changes from the seed network
+    opts = {c.optimizer for c in sampled_configs("optimizers")}
+    assert opts == {"sgd", "sgd_momentum", "nesterov", "adam", "rmsprop"}
+    assert {c.num_classes for c in sampled_configs("three_class")} == {3}
+    assert search_spaces.expand("all") == list(search_spaces.QUESTIONS)
+
+
+def test_unknown_key_in_a_space_is_an_error(monkeypatch):
+    mod = search_spaces.load("dropout")
+    monkeypatch.setitem(mod.SPACE, "dropuot", 0.5)
+    with pytest.raises(UserError, match="dropuot"):
+        search_spaces.load("dropout")
+
+
+def test_searching_a_data_field_is_an_error(monkeypatch):
+    mod = search_spaces.load("quick")
+    monkeypatch.setitem(mod.SPACE, "resolution", [32, 64])
+    with pytest.raises(UserError, match="resolution"):
+        search_spaces.load("quick")

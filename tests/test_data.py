@@ -610,3 +610,24 @@ def test_real_max_train_images(real_root, real_default):
     assert set(a.train.paths) <= set(full.train.paths)
     assert a.val.paths == full.val.paths  # the subset touches train only
     assert np.abs(_shares(a.train.labels3) - _shares(full.train.labels3)).max() < 0.02
+
+
+# ---- known gaps (see the report; xfail until fixed, then they pass) ---------------------------
+@pytest.mark.xfail(strict=False, raises=json.JSONDecodeError,
+                   reason="study/cache.py writes the entry's .json non-atomically after the .npy, so "
+                   "a build killed mid-write leaves an entry that crashes every later load")
+def test_half_written_cache_entry_is_rebuilt(root, cache):
+    paths = _train_paths(root)
+    load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
+    meta = next(cache.glob("*.json"))
+    meta.write_text(meta.read_text()[:50])  # what a kill during write_text leaves
+    got = load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
+    assert got["built"] is True and got["images"].shape == (7, RES, RES)
+
+
+@pytest.mark.xfail(strict=False, raises=ValueError,
+                   reason="study/data.py passes max_train_images < number of classes straight to "
+                   "sklearn, which raises ValueError instead of a UserError")
+def test_too_small_max_train_images_is_a_user_error(cache):
+    with pytest.raises(UserError):
+        prepare(None, TrainConfig(resolution=RES, max_train_images=2), cache_dir=cache, progress=False)

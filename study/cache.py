@@ -87,14 +87,19 @@ def load_or_build(paths: list[Path], resolution: int, name: str, cache_dir: Path
     stem = cache_dir / f"{name}-{resolution}px-{key}"
     npy, meta_path = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if npy.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        return {"images": np.load(npy), "ok": np.array(meta["ok"], dtype=bool), "sizes": meta["sizes"],
-                "errors": meta["errors"], "built": False}
+        try:
+            meta = json.loads(meta_path.read_text())
+            images = np.load(npy)
+        except (OSError, ValueError, EOFError):  # a damaged entry (JSONDecodeError is a ValueError): rebuild
+            pass
+        else:
+            return {"images": images, "ok": np.array(meta["ok"], dtype=bool), "sizes": meta["sizes"],
+                    "errors": meta["errors"], "built": False}
 
     jobs = [(str(p), resolution) for p in paths]
     workers = min(os.cpu_count() or 1, max(1, len(jobs) // 200))
     bar = dict(total=len(jobs), desc=f"decoding {name} at {resolution}px", unit="img",
-               disable=not progress, leave=False)
+               disable=None if progress else True, leave=False)  # None: no bar when stderr is not a terminal
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(tqdm(pool.map(_decode_one, jobs, chunksize=64), **bar))
@@ -105,9 +110,13 @@ def load_or_build(paths: list[Path], resolution: int, name: str, cache_dir: Path
     meta = {"ok": [r[0] is not None for r in results], "sizes": [r[1] for r in results],
             "errors": [r[2] for r in results], "files": [str(p) for p in paths], "resolution": resolution}
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # Each file goes to a temp name and is renamed (atomic), the .json first and the .npy last: an
+    # entry counts only when both exist, so a killed or concurrent build never leaves half of one.
+    tmp_meta = stem.with_suffix(f".tmp{os.getpid()}.json")
+    tmp_meta.write_text(json.dumps(meta))
+    os.replace(tmp_meta, meta_path)
     tmp = stem.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, images)
-    os.replace(tmp, npy)  # atomic: a killed build never leaves a half-written entry behind
-    meta_path.write_text(json.dumps(meta))
+    os.replace(tmp, npy)
     return {"images": images, "ok": np.array(meta["ok"], dtype=bool), "sizes": meta["sizes"],
             "errors": meta["errors"], "built": True}

@@ -82,7 +82,7 @@ def find_root(root: str | Path) -> Path:
     """The folder that holds train/ val/ test/, looking through chest_xray/chest_xray/ nesting."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise UserError(f"{root}: no such folder; pass the data set folder with --data (e.g. ~/Downloads/chest_xray)")
+        raise UserError(f"{root}: no such folder; give the data set folder (the Kaggle download's chest_xray/)")
     here = root
     for _ in range(4):
         if any((here / s).is_dir() for s in SPLITS):
@@ -188,6 +188,10 @@ def prepare(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = 
         frac = cfg.val_fraction / (1.0 - cfg.holdout_fraction)
         rest, v = carve(pool.labels3, pool.patients, frac, cfg.split_seed + 1)
         train, val = pool.take(rest), pool.take(v)
+    n_classes = len(np.unique(train.labels3))
+    if 0 < cfg.max_train_images < n_classes:
+        raise UserError(f"config: max_train_images={cfg.max_train_images}; expected 0 (all) or at least "
+                        f"{n_classes} (one image per class)")
     if cfg.max_train_images and cfg.max_train_images < len(train.labels3):
         idx, _ = train_test_split(np.arange(len(train.labels3)), train_size=cfg.max_train_images,
                                   stratify=train.labels3, random_state=cfg.split_seed)

@@ -306,8 +306,6 @@ def test_cli_user_error_is_one_line_exit_2(tmp_path, root, cache, mistake):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="study/cache.py draws its tqdm bar even when stderr is not a "
-                   "terminal, so a log gets the bar's redraws before the `error:` line")
 def test_cli_error_is_the_only_stderr_output_when_piped(root, cache):
     _zero(root / "train" / "PNEUMONIA" / "person9_virus_9.jpeg")
     r = run_cli([str(root), "--strict", "--resolution", str(RES)], cache)
@@ -612,10 +610,7 @@ def test_real_max_train_images(real_root, real_default):
     assert np.abs(_shares(a.train.labels3) - _shares(full.train.labels3)).max() < 0.02
 
 
-# ---- known gaps (see the report; xfail until fixed, then they pass) ---------------------------
-@pytest.mark.xfail(strict=False, raises=json.JSONDecodeError,
-                   reason="study/cache.py writes the entry's .json non-atomically after the .npy, so "
-                   "a build killed mid-write leaves an entry that crashes every later load")
+# ---- robustness: damaged cache entries, too-small subsets ----------------------------------------
 def test_half_written_cache_entry_is_rebuilt(root, cache):
     paths = _train_paths(root)
     load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
@@ -625,9 +620,6 @@ def test_half_written_cache_entry_is_rebuilt(root, cache):
     assert got["built"] is True and got["images"].shape == (7, RES, RES)
 
 
-@pytest.mark.xfail(strict=False, raises=ValueError,
-                   reason="study/data.py passes max_train_images < number of classes straight to "
-                   "sklearn, which raises ValueError instead of a UserError")
 def test_too_small_max_train_images_is_a_user_error(cache):
     with pytest.raises(UserError):
         prepare(None, TrainConfig(resolution=RES, max_train_images=2), cache_dir=cache, progress=False)

@@ -97,7 +97,7 @@ def threshold_section(doc: Doc, chosen: float, table: pd.DataFrame, fig: Path, v
     doc.note(WHY_NOT_TEST)
     doc.p(f"Validation data: {vp.description}. The selected checkpoint re-evaluated on it: {METRIC} "
           f"{vp.metrics[VAL_ACCURACY]:.4f} at 0.5 (the study recorded {recorded:.4f}"
-          + ("; they match." if abs(vp.metrics[VAL_ACCURACY] - recorded) < 1e-6 else
+          + ("; they match" if abs(vp.metrics[VAL_ACCURACY] - recorded) < 1e-6 else
              "; they differ: is --data the data set the study ran on? (bf16 on a GPU can also shift a prediction)")
           + f"). Always predicting pneumonia would score accuracy {vp.y.mean():.4f} here.")
     doc.p(f"**Chosen threshold: {chosen:.2f}** (best validation F1 {table.loc[table['threshold'] == chosen, 'f1'].iloc[0]:.4f}; "

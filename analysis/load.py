@@ -19,12 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.config import (BEST_METRIC, EPOCH, METRIC, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_F1,
-                          VAL_LOSS, VAL_PRECISION, VAL_RECALL, UserError)
+from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
+                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, UserError)
 
-STUDY_FILE = "study.json"            # per experiment, written by study.run (its STUDY_FILE)
-BEST_EPOCH = "best_epoch"            # record keys written by study.train.fit beside the metrics
-EARLY_STOPPED = "early_stopped"
 RAY_ITERATION = "training_iteration"  # Ray's keys in result.json
 RAY_TRIAL_ID = "trial_id"
 VAL_METRICS = (VAL_ACCURACY, VAL_LOSS, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1)

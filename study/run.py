@@ -26,12 +26,9 @@ import ray  # noqa: E402
 from pyarrow import fs as pafs  # noqa: E402
 
 import search_spaces  # noqa: E402
-from study.config import BEST_METRIC, METRIC, MODE, TrainConfig, UserError  # noqa: E402
+from study.config import BEST_METRIC, EARLY_STOPPED, METRIC, MODE, STUDY_FILE, TrainConfig, UserError  # noqa: E402
 from study.data import prepare  # noqa: E402
 from study.tuner import build_tuner, can_restore, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
-
-STUDY_FILE = "study.json"  # per experiment; analysis/ reads it
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
@@ -81,8 +78,8 @@ def experiment_plan(name: str, args: argparse.Namespace) -> tuple[TrainConfig, d
 def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
     epochs = [int(r.metrics.get("training_iteration", 0)) for r in results if r.metrics]
     budget = base.epochs * len(results)
-    early = sum(1 for r in results if r.metrics and r.metrics.get("early_stopped"))
-    asha_stopped = sum(1 for e, r in zip(epochs, results) if e < base.epochs and not r.metrics.get("early_stopped"))
+    early = sum(1 for r in results if r.metrics and r.metrics.get(EARLY_STOPPED))
+    asha_stopped = sum(1 for e, r in zip(epochs, results) if e < base.epochs and not r.metrics.get(EARLY_STOPPED))
     out = {"trials": len(results), "errors": len(results.errors), "epochs_run": sum(epochs), "epochs_budget": budget,
            "stopped_by_asha": asha_stopped if space.ASHA else 0, "stopped_by_patience": early}
     try:
@@ -150,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.address:
             ray.init(address=args.address)
         elif not ray.is_initialized():
-            ray.init(include_dashboard=False, configure_logging=False)
+            # "local": always a new Ray instance here, never one another process started on this machine
+            ray.init(address="local", include_dashboard=False, configure_logging=False)
         data_cache: dict = {}
         for name in names:
             run_experiment(name, args, data_cache)

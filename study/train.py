@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from torch import nn
 
 from study.augment import make_augment
-from study.config import (BEST_METRIC, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY,
+from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY,
                           VAL_AUC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, TrainConfig, UserError)
 from study.data import TrainData, prepare, targets
 from study.model import build_model, probabilities
@@ -228,7 +228,7 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
         else:
             state.bad_epochs += 1
         stop = 0 < cfg.early_stopping_patience <= state.bad_epochs
-        rec.update({BEST_METRIC: state.best_metric, "best_epoch": state.best_epoch, "early_stopped": stop,
+        rec.update({BEST_METRIC: state.best_metric, BEST_EPOCH: state.best_epoch, EARLY_STOPPED: stop,
                     EPOCH_SECONDS: time.perf_counter() - t0})
         state.epoch = epoch
         state.records.append(rec)
@@ -242,7 +242,7 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
 def format_record(r: dict) -> str:
     return (f"epoch {r[EPOCH]:3d}  train loss {r[TRAIN_LOSS]:.4f} acc {r[TRAIN_ACCURACY]:.4f}  "
             f"val loss {r[VAL_LOSS]:.4f} acc {r[VAL_ACCURACY]:.4f} auc {r[VAL_AUC]:.4f}  {r[EPOCH_SECONDS]:.1f}s"
-            + ("  (early stop)" if r["early_stopped"] else ""))
+            + ("  (early stop)" if r[EARLY_STOPPED] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,12 @@ EPOCH_SECONDS = "epoch_seconds"
 BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
-METRIC = VAL_ACCURACY  # what ASHA and best-trial selection optimise
+METRIC = VAL_ACCURACY  # what best-trial selection and the best-epoch weights optimise
+# ASHA ranks trials by AUC, not accuracy: while a network still says "pneumonia" for every image
+# (its first ~100 steps, and for good with a too-small learning rate) its accuracy is exactly the
+# pneumonia share of val (74.4 %), so many trials tie and ASHA cannot stop any of them; AUC
+# separates a network that is starting to rank images from one that is not.
+ASHA_METRIC = VAL_AUC
 BEST_METRIC = "best_" + METRIC  # best METRIC so far in a run (the weights a run keeps)
 MODE = "max"
 

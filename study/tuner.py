@@ -12,7 +12,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from study.config import METRIC, MODE
+from study.config import ASHA_METRIC, MODE
 from study.data import TrainData
 from study.trainable import train_trial
 
@@ -20,10 +20,10 @@ SEARCH_SEED = 0  # Ray's sampling of random domains (e.g. seeds) is reproducible
 
 
 def build_scheduler(asha: dict | None, max_epochs: int) -> ASHAScheduler | None:
-    """ASHA on METRIC with one rung per `grace_period * reduction_factor**k` epochs; None = FIFO."""
+    """ASHA on ASHA_METRIC with rungs at `grace_period * reduction_factor**k` epochs; None = FIFO."""
     if not asha:
         return None
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
+    return ASHAScheduler(time_attr="training_iteration", metric=ASHA_METRIC, mode=MODE, max_t=max_epochs,
                          grace_period=min(asha["grace_period"], max_epochs), reduction_factor=asha["reduction_factor"])
 
 
@@ -53,7 +53,7 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
         _trainable(data, resources, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
+            scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
             search_alg=BasicVariantGenerator(random_state=SEARCH_SEED), max_concurrent_trials=max_concurrent or None),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,

@@ -3,6 +3,7 @@ reason where absent), a per-session image cache, and tiny CPU configs."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,47 @@ def quick_results(tmp_path_factory, _cache_dir) -> Path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (storage / "quick" / "run-stdout.txt").write_text(proc.stdout)
     return storage / "quick"
+
+
+_SAMPLE_NORMAL = sorted((SAMPLE_ROOT / "train" / "NORMAL").glob("*.jpeg"))
+_SAMPLE_BACT = sorted((SAMPLE_ROOT / "train" / "PNEUMONIA").glob("*_bacteria_*.jpeg"))
+_SAMPLE_VIRUS = sorted((SAMPLE_ROOT / "train" / "PNEUMONIA").glob("*_virus_*.jpeg"))
+
+
+def make_root(base: Path, n_normal: int = 3, n_bact: int = 2, n_virus: int = 2,
+              splits: tuple[str, ...] = ("train",)) -> Path:
+    """A Kaggle-like data set of real sample images: BASE/{split}/{NORMAL,PNEUMONIA}/*.jpeg."""
+    for split in splits:
+        normal = base / split / "NORMAL"
+        pneu = base / split / "PNEUMONIA"
+        normal.mkdir(parents=True)
+        pneu.mkdir(parents=True)
+        for i in range(n_normal):
+            shutil.copyfile(_SAMPLE_NORMAL[i], normal / f"IM-{i + 1:04d}-0001.jpeg")
+        for i in range(n_bact):
+            shutil.copyfile(_SAMPLE_BACT[i], pneu / f"person{i + 1}_bacteria_{i + 1}.jpeg")
+        for i in range(n_virus):
+            shutil.copyfile(_SAMPLE_VIRUS[i], pneu / f"person{100 + i}_virus_{i + 3}.jpeg")
+    return base
+
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A small Kaggle-like data set of real sample images in a tmp dir."""
+    return make_root(tmp_path / "data")
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def _truncated(p: Path) -> None:
+    data = _SAMPLE_NORMAL[5].read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def counts(summary: dict, split: str = "train") -> tuple[int, int, int]:
+    s = summary["splits"][split]
+    return s["normal"], s["bacteria"], s["virus"]

@@ -1,11 +1,9 @@
-"""The data layer: layout, bad inputs, labels and patient ids, patient-level splits, the image
-cache, augmentation.
+"""The data layer: layout, bad inputs, labels and patient ids.
 
     .venv/bin/python -m pytest -q tests/test_data.py
 
 Synthetic data sets are built in tmp dirs from real images of the bundled sample (renamed like
-Kaggle's files); every such test decodes into its own tmp cache. Real-data tests use the
-`real_root` fixture and skip with a reason where /work/shared/data/chest_xray is absent.
+Kaggle's files); every such test decodes into its own tmp cache.
 """
 from __future__ import annotations
 
@@ -20,41 +18,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from study.augment import make_augment
-from study.cache import decode, load_or_build
+from conftest import _SAMPLE_NORMAL, _truncated, counts, make_root
+from study.cache import decode
 from study.config import TrainConfig, UserError
-from study.data import (CLASSES, SAMPLE_ROOT, find_root, load_split, load_test, prepare,
-                        scan_split, summarize)
+from study.data import CLASSES, find_root, load_split, prepare, scan_split, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 RES = 32  # px; small so every decode is cheap
 
-_SAMPLE_NORMAL = sorted((SAMPLE_ROOT / "train" / "NORMAL").glob("*.jpeg"))
-_SAMPLE_BACT = sorted((SAMPLE_ROOT / "train" / "PNEUMONIA").glob("*_bacteria_*.jpeg"))
-_SAMPLE_VIRUS = sorted((SAMPLE_ROOT / "train" / "PNEUMONIA").glob("*_virus_*.jpeg"))
 
 
-# ---- helpers ---------------------------------------------------------------------------------
-def make_root(base: Path, n_normal: int = 3, n_bact: int = 2, n_virus: int = 2,
-              splits: tuple[str, ...] = ("train",)) -> Path:
-    """A Kaggle-like data set of real sample images: BASE/{split}/{NORMAL,PNEUMONIA}/*.jpeg."""
-    for split in splits:
-        normal = base / split / "NORMAL"
-        pneu = base / split / "PNEUMONIA"
-        normal.mkdir(parents=True)
-        pneu.mkdir(parents=True)
-        for i in range(n_normal):
-            shutil.copyfile(_SAMPLE_NORMAL[i], normal / f"IM-{i + 1:04d}-0001.jpeg")
-        for i in range(n_bact):
-            shutil.copyfile(_SAMPLE_BACT[i], pneu / f"person{i + 1}_bacteria_{i + 1}.jpeg")
-        for i in range(n_virus):
-            shutil.copyfile(_SAMPLE_VIRUS[i], pneu / f"person{100 + i}_virus_{i + 3}.jpeg")
-    return base
-
-
-def counts(summary: dict, split: str = "train") -> tuple[int, int, int]:
-    s = summary["splits"][split]
-    return s["normal"], s["bacteria"], s["virus"]
 
 
 def one_line_naming(err: pytest.ExceptionInfo, path: Path) -> str:
@@ -78,20 +51,8 @@ def run_cli(args: list[str], cache: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
 
 
-@pytest.fixture
-def root(tmp_path) -> Path:
-    return make_root(tmp_path / "data")
-
-
-@pytest.fixture
-def cache(tmp_path) -> Path:
-    return tmp_path / "cache"
-
 
 # ---- unreadable single files: skipped, counted with their reason; --strict makes them errors ---
-def _truncated(p: Path) -> None:
-    data = _SAMPLE_NORMAL[5].read_bytes()
-    p.write_bytes(data[: len(data) // 2])
 
 
 def _zero(p: Path) -> None:
@@ -381,245 +342,3 @@ def test_sample_labels_match_folders(sample_root):
         assert (it.label3 == 0) == (it.path.parent.name == "NORMAL")
         assert not it.patient.startswith("file:")
         assert it.patient in it.path.name or it.patient.upper() in it.path.name.upper()
-
-
-# ---- the image cache -------------------------------------------------------------------------
-def _train_paths(root: Path) -> list[Path]:
-    return [it.path for it in scan_split(root, "train")[0]]
-
-
-def test_cache_hit_returns_equal_arrays(root, cache):
-    paths = _train_paths(root)
-    first = load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
-    second = load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
-    assert first["built"] is True and second["built"] is False
-    assert first["images"].shape == (7, RES, RES) and first["images"].dtype == np.uint8
-    np.testing.assert_array_equal(first["images"], second["images"])
-    np.testing.assert_array_equal(first["ok"], second["ok"])
-    assert [tuple(s) for s in second["sizes"]] == [tuple(s) for s in first["sizes"]]
-    assert second["errors"] == first["errors"] == [None] * 7
-    assert len(list(cache.glob("*.npy"))) == 1
-
-
-def test_cache_dir_from_env(root, tmp_path, monkeypatch):
-    env_cache = tmp_path / "env-cache"
-    monkeypatch.setenv("PNEUMONIA_CACHE", str(env_cache))
-    split = load_split(root, "train", RES, progress=False)
-    assert len(split.paths) == 7
-    assert len(list(env_cache.glob(f"train-{RES}px-*.npy"))) == 1
-    assert load_or_build(_train_paths(root), RES, "train", progress=False)["built"] is False
-
-
-def test_cache_invalidation(root, cache):
-    normal = root / "train" / "NORMAL"
-
-    def load() -> dict:
-        return load_or_build(_train_paths(root), RES, "train", cache_dir=cache, progress=False)
-
-    assert load()["built"] is True
-    assert load()["built"] is False
-
-    # touch: same bytes, new mtime
-    f = normal / "IM-0001-0001.jpeg"
-    st = f.stat()
-    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    assert load()["built"] is True
-    assert load()["built"] is False
-
-    # new content (another real image in place of this one): rebuilt, and the arrays show it
-    shutil.copyfile(_SAMPLE_NORMAL[10], f)
-    got = load()
-    assert got["built"] is True
-    i = _train_paths(root).index(f)
-    np.testing.assert_array_equal(got["images"][i], decode(_SAMPLE_NORMAL[10], RES)[0])
-    assert load()["built"] is False
-
-    # a file added
-    added = normal / "IM-0040-0001.jpeg"
-    shutil.copyfile(_SAMPLE_NORMAL[11], added)
-    got = load()
-    assert got["built"] is True and got["images"].shape[0] == 8
-    assert load()["built"] is False
-
-    # a file removed
-    added.unlink()
-    got = load()
-    # (the 7-file entry of before the touch is keyed by the old mtime; this is a fresh key)
-    assert got["images"].shape[0] == 7
-    assert load()["built"] is False
-
-    # another resolution is another entry; the first stays valid
-    other = load_or_build(_train_paths(root), RES * 2, "train", cache_dir=cache, progress=False)
-    assert other["built"] is True and other["images"].shape == (7, 2 * RES, 2 * RES)
-    assert load()["built"] is False
-
-
-def test_removed_file_rebuilds(root, cache):
-    paths = _train_paths(root)
-    assert load_or_build(paths, RES, "train", cache_dir=cache, progress=False)["built"] is True
-    paths[-1].unlink()
-    got = load_or_build(_train_paths(root), RES, "train", cache_dir=cache, progress=False)
-    assert got["built"] is True and got["images"].shape[0] == 6
-
-
-def test_cached_skips_survive_a_cache_hit(root, cache):
-    bad = root / "train" / "PNEUMONIA" / "person8_virus_8.jpeg"
-    _truncated(bad)
-    first = summarize(root, RES, cache_dir=cache)
-    again = summarize(root, RES, cache_dir=cache)
-    assert again == first and len(first["skipped"]) == 1
-    assert load_or_build(_train_paths(root), RES, "train", cache_dir=cache, progress=False)["built"] is False
-
-
-# ---- augmentation ----------------------------------------------------------------------------
-def _batch() -> np.ndarray:
-    return np.stack([decode(p, 64)[0] for p in _SAMPLE_NORMAL[:4]])
-
-
-def test_augment_none_is_none():
-    assert make_augment("none", 0) is None
-
-
-def test_augment_light_deterministic_per_seed():
-    batch = _batch()
-    before = batch.copy()
-    a = make_augment("light", 0)(batch)
-    b = make_augment("light", 0)(batch)
-    c = make_augment("light", 1)(batch)
-    np.testing.assert_array_equal(batch, before)  # input untouched
-    assert a.shape == batch.shape and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert not np.array_equal(a, batch)
-    # small changes only: the augmented image still correlates strongly with the original
-    for x, y in zip(batch.astype(float), a.astype(float)):
-        assert np.corrcoef(x.ravel(), y.ravel())[0, 1] > 0.5
-
-
-# ---- the real data set (train + val, 224 px) -------------------------------------------------
-@pytest.fixture(scope="module")
-def real_train(real_root):
-    """Decodes the real train set once per session at RES px (into the session cache)."""
-    return load_split(real_root, "train", RES, progress=False)
-
-
-@pytest.fixture(scope="module")
-def real_default(real_root):
-    """prepare() and load_test() with the default data fields (split_seed 0), once per module:
-    each patient-level carve of the 5216 images takes a few seconds (StratifiedGroupKFold)."""
-    cfg = _cfg()
-    return cfg, prepare(real_root, cfg, progress=False), load_test(real_root, cfg)
-
-
-def _cfg(**kw) -> TrainConfig:
-    return TrainConfig.from_overrides({"resolution": RES, **kw})
-
-
-def _shares(labels3: np.ndarray) -> np.ndarray:
-    return np.bincount(labels3, minlength=3) / len(labels3)
-
-
-def _assert_patient_split(full, train, val, held, val_fraction, holdout_fraction, tol):
-    n = len(full.paths)
-    # every train image in exactly one of train / val / holdout
-    parts = [set(train.paths), set(val.paths), set(held.paths)]
-    assert sum(len(p) for p in parts) == n
-    assert set().union(*parts) == set(full.paths)
-    # no patient in two parts
-    pt, pv, ph = set(train.patients), set(val.patients), set(held.patients)
-    assert not (pt & pv) and not (pt & ph) and not (pv & ph)
-    # roughly the requested fractions, of images and of patients
-    n_pat = len(set(full.patients))
-    assert abs(len(val.paths) / n - val_fraction) < tol
-    assert abs(len(held.paths) / n - holdout_fraction) < tol
-    assert abs(len(pv) / n_pat - val_fraction) < tol
-    assert abs(len(ph) / n_pat - holdout_fraction) < tol
-    # stratified: class shares within 3 points of the whole train set's
-    whole = _shares(full.labels3)
-    for part in (train, val, held):
-        assert np.abs(_shares(part.labels3) - whole).max() < 0.03, (_shares(part.labels3), whole)
-
-
-@pytest.mark.slow
-def test_real_counts(real_root, real_train):
-    s = summarize(real_root, RES)
-    assert set(s["splits"]) == {"train", "val"}
-    assert counts(s) == (1341, 2530, 1345) and sum(counts(s)) == 5216
-    assert counts(s, "val") == (8, 8, 0)
-    assert s["skipped"] == []
-    assert s["splits"]["train"]["min_side"] == s["splits"]["train"]["max_side"] == 224
-    assert real_train.images.shape == (5216, RES, RES)
-
-
-@pytest.mark.slow
-def test_real_patient_split(real_root, real_train, real_default):
-    cfg, data, (held, how) = real_default
-    assert "hold-out" in how
-    # prepare() and load_test() carve separately; that they partition train shows they agree
-    _assert_patient_split(real_train, data.train, data.val, held,
-                          cfg.val_fraction, cfg.holdout_fraction, tol=0.02)
-
-    # images line up with labels: each row is the cached image of its path
-    full_index = {p: i for i, p in enumerate(real_train.paths)}
-    for part in (data.train, data.val, held):
-        idx = [full_index[p] for p in part.paths]
-        np.testing.assert_array_equal(part.images, real_train.images[idx])
-        np.testing.assert_array_equal(part.labels3, real_train.labels3[idx])
-        np.testing.assert_array_equal(part.patients, real_train.patients[idx])
-
-    # deterministic for the same split_seed, different for another
-    again = prepare(real_root, cfg, progress=False)
-    assert again.train.paths == data.train.paths and again.val.paths == data.val.paths
-    other = prepare(real_root, _cfg(split_seed=1), progress=False)
-    assert other.val.paths != data.val.paths
-
-
-@pytest.mark.slow
-def test_real_other_fractions(real_root, real_train):
-    cfg = _cfg(val_fraction=0.2, holdout_fraction=0.15, split_seed=3)
-    data = prepare(real_root, cfg, progress=False)
-    held, _ = load_test(real_root, cfg)
-    _assert_patient_split(real_train, data.train, data.val, held, 0.2, 0.15, tol=0.03)
-
-
-@pytest.mark.slow
-def test_real_official_val(real_root, real_train):
-    cfg = _cfg(val_source="official")
-    data = prepare(real_root, cfg, progress=False)
-    held, _ = load_test(real_root, cfg)
-    assert len(data.val.paths) == 16
-    assert all(Path(p).parent.parent == real_root / "val" for p in data.val.paths)
-    assert np.bincount(data.val.labels3, minlength=3).tolist() == [8, 8, 0]
-    # train is the official train minus the hold-out; nothing of the hold-out leaks in
-    assert len(data.train.paths) + len(held.paths) == len(real_train.paths)
-    assert not (set(data.train.paths) & set(held.paths))
-    assert not (set(data.train.patients) & set(held.patients))
-    assert not (set(data.train.patients) & set(data.val.patients))
-
-
-@pytest.mark.slow
-def test_real_max_train_images(real_root, real_default):
-    _, full, _ = real_default
-    a = prepare(real_root, _cfg(max_train_images=500), progress=False)
-    b = prepare(real_root, _cfg(max_train_images=500), progress=False)
-    assert len(a.train.paths) == 500 and a.train.images.shape == (500, RES, RES)
-    assert a.train.paths == b.train.paths
-    np.testing.assert_array_equal(a.train.images, b.train.images)
-    assert set(a.train.paths) <= set(full.train.paths)
-    assert a.val.paths == full.val.paths  # the subset touches train only
-    assert np.abs(_shares(a.train.labels3) - _shares(full.train.labels3)).max() < 0.02
-
-
-# ---- robustness: damaged cache entries, too-small subsets ----------------------------------------
-def test_half_written_cache_entry_is_rebuilt(root, cache):
-    paths = _train_paths(root)
-    load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
-    meta = next(cache.glob("*.json"))
-    meta.write_text(meta.read_text()[:50])  # what a kill during write_text leaves
-    got = load_or_build(paths, RES, "train", cache_dir=cache, progress=False)
-    assert got["built"] is True and got["images"].shape == (7, RES, RES)
-
-
-def test_too_small_max_train_images_is_a_user_error(cache):
-    with pytest.raises(UserError):
-        prepare(None, TrainConfig(resolution=RES, max_train_images=2), cache_dir=cache, progress=False)

@@ -1,0 +1,174 @@
+"""study.predict: a tiny model trained by the real CLI predicts real sample images, skips bad files
+with one stderr line each, and gives exactly what evaluate() gives in-process; checkpoints round-trip."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from study import predict, train
+from study.config import TrainConfig
+from study.data import SAMPLE_ROOT, prepare, targets
+from study.model import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))[:6]
+
+
+def _train(out: Path, *sets: str) -> Path:
+    args = ["--set", "resolution=32", "--set", "epochs=1", *[a for s in sets for a in ("--set", s)], "--out", str(out)]
+    assert train.main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def model2(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("m2"))
+
+
+@pytest.fixture(scope="module")
+def model3(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("m3"), "num_classes=3")
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.jpeg").write_bytes(b"")
+    (d / "text.jpeg").write_text("this is not a chest X-ray\n")
+    raw = Path(GOOD[0]).read_bytes()
+    (d / "truncated.jpeg").write_bytes(raw[: len(raw) // 2])
+    (d / "notes.txt").write_text("wrong suffix\n")
+    return {"empty": d / "empty.jpeg", "text": d / "text.jpeg", "truncated": d / "truncated.jpeg",
+            "suffix": d / "notes.txt", "missing": d / "missing.jpeg"}
+
+
+def _run(capsys, *argv) -> tuple[int, list[str], list[str]]:
+    rc = predict.main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out.splitlines(), cap.err.splitlines()
+
+
+def test_binary_text_output(model2, capsys):
+    rc, out, err = _run(capsys, "--model", model2, *GOOD)
+    assert rc == 0 and err == []
+    assert [line.split("\t")[0] for line in out] == GOOD  # input order
+    for line in out:
+        key, value = line.split("\t")[1].split("=")
+        assert key == "pneumonia" and 0.0 <= float(value) <= 1.0
+
+
+def test_binary_json_output(model2, capsys):
+    rc, out, err = _run(capsys, "--model", model2, "--json", *GOOD)
+    assert rc == 0 and err == []
+    recs = [json.loads(line) for line in out]
+    assert [r["path"] for r in recs] == GOOD
+    assert all(set(r) == {"path", "pneumonia"} and 0.0 <= r["pneumonia"] <= 1.0 for r in recs)
+
+
+def test_bad_files_are_skipped_one_line_each(model2, bad_files, capsys):
+    bad = list(bad_files.values())
+    mixed = [GOOD[0], *bad[:3], GOOD[1], *bad[3:], GOOD[2]]
+    rc, out, err = _run(capsys, "--model", model2, "--json", *mixed)
+    assert rc == 1
+    assert [json.loads(line)["path"] for line in out] == [GOOD[0], GOOD[1], GOOD[2]]
+    per_file = [line for line in err if "(skipped)" in line]
+    assert len(per_file) == len(bad)
+    for path, line in zip(bad, per_file):
+        assert line.startswith(f"predict: {path}: ")
+    reasons = dict(zip(bad_files, per_file))
+    assert "empty file" in reasons["empty"]
+    assert "not an image" in reasons["text"]
+    assert "truncated" in reasons["truncated"]
+    assert "not an image file name" in reasons["suffix"]
+    assert "no such file" in reasons["missing"]
+    assert err[-1] == f"predict: {len(bad)} of {len(mixed)} file(s) skipped"
+
+
+def test_only_bad_files_exit_1(model2, bad_files, capsys):
+    rc, out, err = _run(capsys, "--model", model2, bad_files["empty"])
+    assert rc == 1 and out == [] and len(err) == 2
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "corrupt"])
+def test_bad_model_dir_is_exit_2_one_line(model2, tmp_path, capsys, make):
+    d = tmp_path / "m"
+    if make != "missing":
+        d.mkdir()
+    if make == "corrupt":
+        (d / "config.json").write_text((model2 / "config.json").read_text())
+        (d / "model.pt").write_bytes(b"not a checkpoint")
+    rc, out, err = _run(capsys, "--model", d, GOOD[0])
+    assert rc == 2 and out == []
+    assert len(err) == 1 and err[0].startswith("error: ") and str(d) in err[0]
+
+
+def test_usage_mistake_is_exit_2_one_line(model2, capsys):
+    with pytest.raises(SystemExit) as e:
+        predict.main(["--model", str(model2)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_three_class_model(model3, capsys):
+    rc, out, err = _run(capsys, "--model", model3, "--json", *GOOD)
+    assert rc == 0 and err == []
+    for line in out:
+        r = json.loads(line)
+        probs = [r["normal"], r["bacteria"], r["virus"]]
+        assert all(0.0 <= p <= 1.0 for p in probs)
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+    rc, out, _ = _run(capsys, "--model", model3, GOOD[0])
+    assert [kv.split("=")[0] for kv in out[0].split("\t")[1].split()] == ["normal", "bacteria", "virus"]
+
+
+@pytest.mark.parametrize("which", ["model2", "model3"])
+def test_predict_equals_evaluate(which, request, capsys):
+    """Same images through the CLI (decode per file) and through training's evaluate() (the cache)."""
+    d = request.getfixturevalue(which)
+    model, cfg = predict.load(d, torch.device("cpu"))
+    data = prepare(None, cfg, progress=False)
+    x = torch.from_numpy(data.val.images)
+    y = torch.from_numpy(targets(data.val.labels3, cfg.num_classes))
+    _, expected = train.evaluate(model, None, x, y, cfg)
+    rc, out, _ = _run(capsys, "--model", d, "--json", *data.val.paths)
+    assert rc == 0
+    recs = [json.loads(line) for line in out]
+    assert [r["path"] for r in recs] == data.val.paths
+    got = np.array([[v for k, v in r.items() if k != "path"] for r in recs]).squeeze(-1 if cfg.num_classes == 2 else ())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    cfg = TrainConfig.from_overrides({"resolution": 32, "epochs": 2})
+    data = prepare(None, cfg, progress=False)
+    state = train.fit(cfg, data, device=torch.device("cpu"))
+    state.save(tmp_path)
+    in_memory = build_model(cfg)
+    in_memory.load_state_dict(state.best_state)
+    in_memory.eval()
+    loaded, cfg2 = train.load_model(tmp_path)
+    assert cfg2 == cfg
+    x = torch.from_numpy(data.val.images).unsqueeze(1).float() / 255.0
+    with torch.no_grad():
+        assert torch.equal(loaded(x), in_memory(x))
+    for k, v in state.best_state.items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    if state.best_epoch == state.epoch:  # the live model is the best one: same logits too
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), state.model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_module_entry_point(model2):
+    """`python -m study.predict` as a user runs it."""
+    p = subprocess.run([sys.executable, "-m", "study.predict", "--model", str(model2), GOOD[0], "/nonexistent.jpeg"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stdout.startswith(GOOD[0] + "\tpneumonia=")
+    assert "predict: /nonexistent.jpeg: no such file (skipped)" in p.stderr

@@ -17,6 +17,7 @@ import json
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -71,6 +72,14 @@ def make_loss(cfg: TrainConfig, labels3: np.ndarray, device: torch.device) -> nn
 def _autocast(cfg: TrainConfig, device: torch.device):
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def _shared_tensor(a: np.ndarray) -> torch.Tensor:
+    """A zero-copy view. Arrays from Ray's object store are read-only shared memory, one copy per
+    node for all its trials; nothing here writes to them, so torch's warning does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
 
 
 def _inputs(xb: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -205,9 +214,9 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model.parameters())
     loss_fn = make_loss(cfg, data.train.labels3, device)
-    x_train = torch.from_numpy(data.train.images).to(device)
+    x_train = _shared_tensor(data.train.images).to(device)
     y_train = torch.from_numpy(targets(data.train.labels3, cfg.num_classes)).to(device)
-    x_val = torch.from_numpy(data.val.images).to(device)
+    x_val = _shared_tensor(data.val.images).to(device)
     y_val = torch.from_numpy(targets(data.val.labels3, cfg.num_classes)).to(device)
 
     state = TrainState(cfg, model, optimizer, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},

@@ -144,7 +144,7 @@ class TrainConfig:
             try:
                 overrides[key.strip()] = json.loads(raw)
             except json.JSONDecodeError:
-                overrides[key.strip()] = raw.split(",") if key.strip() in ("extra_layers",) else raw
+                overrides[key.strip()] = raw  # _coerce splits "a,b" for tuple fields
         return cls.from_overrides(overrides, base)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,22 +1,28 @@
 """Training throughput of the default network, through the same data path as training.
 
-    python -m study.bench [--resolution 200] [--batches 20] [--json] [--compare] [--precision fp32|bf16] [--no-channels-last]
+    python -m study.bench [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last]
 
 prints training images per second (forward + backward + optimizer step of the default
 TrainConfig network and Adam, batches of 32) on this machine's device, as one line, or with
 --json as one JSON object: {"images_per_s": x, "device": "cpu", "resolution": R, ...} (extra keys:
-precision, channels_last, batch_size, threads, seconds, batches, warmup_batches, images,
-device_name, loadavg_before/after, torch).
+precision (what --precision resolved to on this device), channels_last, batch_size, threads, seconds,
+batches, warmup_batches, images, device_name, loadavg_before/after, torch).
 
 The timed path is training's own: the decoded uint8 images (study.data.load_split, from the
 image cache) sit on the device as one tensor and study.train.train_one_epoch slices them into
 shuffled batches, converts each to float there and steps the optimizer. `--warmup` batches run
 first and are not timed (oneDNN / cuDNN pick their kernels on the first batches).
 
---compare also times, in the same run, with the same network settings on the same images, a
-plain torchvision pipeline: ImageFolder + DataLoader decoding every JPEG at every step
-(Grayscale, Resize((R, R)), ToTensor; `--workers` processes, default: one per core beyond the
-first, at least 1), and adds "imagefolder_images_per_s" and "ratio" (this path / ImageFolder).
+--compare also times, in the same run, the same network on the same images fed by a plain
+torchvision pipeline: ImageFolder + DataLoader decoding every JPEG at every step (Grayscale,
+Resize((R, R)), ToTensor; `--workers` processes, default: one per core beyond the first, at
+least 1). It runs twice:
+  plain          fp32 and PyTorch's default NCHW memory format, the straightforward loop that
+                 the torchvision classification reference runs by default (no --amp, no
+                 --channels-last): "imagefolder_images_per_s" and "ratio" (this path / plain),
+                 the whole gain a user gets from study.train over writing the loop themselves;
+  same settings  this run's precision and memory format: "imagefolder_same_settings_images_per_s"
+                 and "data_path_ratio", the gain of the cached uint8 data path alone.
 
 Images: the train/ split of the bundled sample, or of `--data ROOT`; repeated when the run needs
 more batches than the split holds. `--threads N` sets torch.set_num_threads; `--batch-size`
@@ -25,6 +31,7 @@ measures another batch size (the study's default stays TrainConfig.batch_size).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,11 +41,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from study.config import TrainConfig, UserError
+from study.config import PRECISIONS, TrainConfig, UserError
 from study.data import SAMPLE_ROOT, find_root, load_split, targets
 from study.model import build_model
 from study.train import (_autocast, _inputs, _loss, _predict, make_loss, make_optimizer, pick_device,
-                         seed_everything, train_one_epoch)
+                         resolve_precision, seed_everything, train_one_epoch)
 
 
 def device_name(device: torch.device) -> str:
@@ -150,7 +157,7 @@ def time_imagefolder_path(cfg: TrainConfig, root: Path, paths: list[str], labels
 
 
 def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 20, warmup: int = 3,
-          precision: str = "fp32", channels_last: bool = True, compare: bool = False,
+          precision: str = "auto", channels_last: bool = True, compare: bool = False,
           batch_size: int | None = None, threads: int | None = None, workers: int | None = None,
           progress: bool = False) -> dict:
     if batches < 1 or warmup < 0:
@@ -168,15 +175,19 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
     seconds = time_tensor_path(cfg, split.images, split.labels3, device, warmup, batches)
     n = batches * cfg.batch_size
     out = {"images_per_s": round(n / seconds, 2), "device": device.type, "resolution": resolution,
-           "precision": precision, "channels_last": channels_last, "batch_size": cfg.batch_size,
+           "precision": resolve_precision(cfg, device), "channels_last": channels_last, "batch_size": cfg.batch_size,
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3), "batches": batches,
            "warmup_batches": warmup, "images": len(split.labels3), "data": str(top),
            "device_name": device_name(device), "torch": torch.__version__}
     if compare:
         w = default_workers() if workers is None else workers
-        s2 = time_imagefolder_path(cfg, top, split.paths, split.labels3, device, warmup, batches, w)
-        out.update({"imagefolder_images_per_s": round(n / s2, 2), "imagefolder_seconds": round(s2, 3),
-                    "imagefolder_workers": w, "ratio": round(s2 / seconds, 3)})
+        plain = dataclasses.replace(cfg, precision="fp32", channels_last=False)
+        s_plain = time_imagefolder_path(plain, top, split.paths, split.labels3, device, warmup, batches, w)
+        s_same = time_imagefolder_path(cfg, top, split.paths, split.labels3, device, warmup, batches, w)
+        out.update({"imagefolder_images_per_s": round(n / s_plain, 2), "imagefolder_seconds": round(s_plain, 3),
+                    "imagefolder_workers": w, "ratio": round(s_plain / seconds, 3),
+                    "imagefolder_same_settings_images_per_s": round(n / s_same, 2),
+                    "data_path_ratio": round(s_same / seconds, 3)})
     out["loadavg_before"] = [round(v, 2) for v in load_before]
     out["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     return out
@@ -188,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolution", type=int, default=200, help="input side in px (default 200)")
     ap.add_argument("--batches", type=int, default=20, help="timed training steps (default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast (default fp32)")
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="bf16: autocast; auto (default): bf16 where the device has it natively, as training does")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                     help="contiguous (NCHW) instead of channels_last memory format")
-    ap.add_argument("--compare", action="store_true", help="also time a torchvision ImageFolder + DataLoader pipeline")
+    ap.add_argument("--compare", action="store_true", help="also time plain torchvision ImageFolder + DataLoader loops")
     ap.add_argument("--workers", type=int, default=None,
                     help=f"DataLoader workers for --compare (default {default_workers()} here)")
     ap.add_argument("--batch-size", type=int, default=None, help="override TrainConfig.batch_size (default 32)")
@@ -211,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['threads']} threads), {r['precision']}, {'channels_last' if r['channels_last'] else 'NCHW'}, "
             f"batch {r['batch_size']}, {r['batches']} batches in {r['seconds']:.2f}s")
     if args.compare:
-        line += (f"; ImageFolder+DataLoader ({r['imagefolder_workers']} workers) "
-                 f"{r['imagefolder_images_per_s']:.1f} images/s, ratio {r['ratio']:.2f}x")
+        line += (f"; plain ImageFolder+DataLoader loop ({r['imagefolder_workers']} workers, fp32, NCHW) "
+                 f"{r['imagefolder_images_per_s']:.1f} images/s, ratio {r['ratio']:.2f}x; the same loop with this "
+                 f"run's precision and memory format {r['imagefolder_same_settings_images_per_s']:.1f} images/s "
+                 f"(data path alone {r['data_path_ratio']:.2f}x)")
     print(line + f"; load average {' '.join(map(str, r['loadavg_before']))}")
     return 0
 

@@ -90,7 +90,7 @@ class TrainConfig:
 
     # ---- runtime ----
     seed: int = 0                    # init, shuffling and augmentation
-    precision: str = "auto"          # "auto": bf16 autocast on CUDA, fp32 on CPU; "fp32"; "bf16"
+    precision: str = "auto"          # "auto": bf16 where native (CUDA Ampere+, CPU AVX512-BF16/AMX), else fp32
     channels_last: bool = True       # memory format for convs (faster with oneDNN / cuDNN)
 
     def __post_init__(self) -> None:

@@ -14,7 +14,9 @@ from conftest import REPO, tiny
 from study.config import BEST_METRIC, EPOCH_SECONDS, METRIC, TrainConfig, UserError
 from study.data import prepare
 from study.model import build_model, count_parameters, probabilities
-from study.train import fit, load_model, load_resume, make_loss, make_optimizer, train_one_epoch
+from study import train as train_mod
+from study.train import (fit, load_model, load_resume, make_loss, make_optimizer, resolve_precision,
+                         train_one_epoch)
 
 
 def test_seed_network_parameter_count():
@@ -27,6 +29,31 @@ def test_seed_network_shapes():
     convs = [l for l in m if isinstance(l, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32] * 4 and all(c.kernel_size == (3, 3) for c in convs)
     assert [l for l in m if isinstance(l, torch.nn.Linear)][0].in_features == 13 * 13 * 32
+
+
+@pytest.mark.parametrize("extra", [(), ("batchnorm",)])
+def test_pool_before_relu_equals_the_seed_order(extra):
+    """build_model runs MaxPool before ReLU for speed; the seed's Keras order (Conv, ReLU, MaxPool)
+    must give the same outputs and the same gradients, bit for bit."""
+    cfg = TrainConfig(resolution=48, extra_layers=extra)
+    torch.manual_seed(0)
+    ours = build_model(cfg).train()
+    layers, swapped = list(ours), 0
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            swapped += 1
+    assert swapped == 4
+    seed_order = torch.nn.Sequential(*layers)
+    x = torch.randn(4, 1, 48, 48)
+    out_ours = ours(x)
+    out_ours.sum().backward()
+    grads_ours = [p.grad.clone() for p in ours.parameters()]
+    ours.zero_grad()
+    out_seed = seed_order(x)  # same module objects, so the same weights
+    out_seed.sum().backward()
+    assert torch.equal(out_ours, out_seed)
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads_ours, seed_order.parameters()))
 
 
 def test_unknown_key_rejected_with_its_name():
@@ -117,6 +144,24 @@ def test_checkpoint_round_trip(tiny_data, tmp_path):
     x = torch.rand(3, 1, 32, 32)
     assert torch.equal(model(x), reference.eval()(x))
     assert json.loads((tmp_path / "metrics.json").read_text())[-1][BEST_METRIC] == state.best_metric
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_auto_precision_takes_bf16_only_where_native(monkeypatch, device):
+    dev = torch.device(device)
+    for native in (True, False):
+        monkeypatch.setattr(train_mod, "native_bf16", lambda d, native=native: native)
+        assert resolve_precision(TrainConfig(), dev) == ("bf16" if native else "fp32")
+        assert resolve_precision(TrainConfig(precision="fp32"), dev) == "fp32"
+        assert resolve_precision(TrainConfig(precision="bf16"), dev) == "bf16"
+
+
+def test_resolved_precision_is_saved(tiny_data, tmp_path):
+    fit(tiny(precision="fp32"), tiny_data).save(tmp_path / "a")
+    assert json.loads((tmp_path / "a" / "state.json").read_text())["precision"] == "fp32"
+    fit(tiny(), tiny_data).save(tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "state.json").read_text())["precision"] == resolve_precision(
+        tiny(), torch.device("cpu"))
 
 
 def test_best_epoch_weights_are_kept(tiny_data):

@@ -112,20 +112,26 @@ class _Subset(torch.utils.data.Dataset):
         return self.base[self.indices[i]]
 
 
-def time_imagefolder_path(cfg: TrainConfig, root: Path, paths: list[str], labels3: np.ndarray,
-                          device: torch.device, warmup: int, batches: int, workers: int) -> float:
-    """Seconds for `batches` training steps fed by torchvision ImageFolder + DataLoader, decoding
-    each JPEG at each step. Timed in steady state: the loader holds prefetch_factor * workers
-    batches more than are consumed, so its read-ahead is as full when the clock stops as when it starts."""
+def imagefolder_subset(root: Path, paths: list[str], resolution: int):
+    """torchvision ImageFolder over root/train holding exactly `paths`, and each path's index in it
+    (so the plain loops train on the tensor path's images). Built once for both --compare loops."""
     from torchvision import datasets, transforms
 
-    tf = transforms.Compose([transforms.Grayscale(1), transforms.Resize((cfg.resolution, cfg.resolution)),
+    tf = transforms.Compose([transforms.Grayscale(1), transforms.Resize((resolution, resolution)),
                              transforms.ToTensor()])
-    wanted = {str(Path(p).resolve()) for p in paths}
+    resolved = [str(Path(p).resolve()) for p in paths]
+    wanted = set(resolved)
     folder = datasets.ImageFolder(str(root / "train"), transform=tf,
                                   is_valid_file=lambda p: str(Path(p).resolve()) in wanted)
     by_path = {str(Path(p).resolve()): i for i, (p, _) in enumerate(folder.samples)}
-    order = [by_path[str(Path(p).resolve())] for p in paths]  # same images as the tensor path
+    return folder, [by_path[p] for p in resolved]
+
+
+def time_imagefolder_path(cfg: TrainConfig, folder, order: list[int], labels3: np.ndarray,
+                          device: torch.device, warmup: int, batches: int, workers: int) -> float:
+    """Seconds for `batches` training steps fed by `folder` (imagefolder_subset) through a DataLoader,
+    decoding each JPEG at each step. Timed in steady state: the loader holds prefetch_factor * workers
+    batches more than are consumed, so its read-ahead is as full when the clock stops as when it starts."""
     bs, prefetch = cfg.batch_size, 2
     n_batches = warmup + batches + (prefetch * workers if workers else 0)
     idx = pick(len(order), n_batches * bs, cfg.seed + 3)
@@ -181,9 +187,10 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
            "device_name": device_name(device), "torch": torch.__version__}
     if compare:
         w = default_workers() if workers is None else workers
+        folder, order = imagefolder_subset(top, split.paths, resolution)
         plain = dataclasses.replace(cfg, precision="fp32", channels_last=False)
-        s_plain = time_imagefolder_path(plain, top, split.paths, split.labels3, device, warmup, batches, w)
-        s_same = time_imagefolder_path(cfg, top, split.paths, split.labels3, device, warmup, batches, w)
+        s_plain = time_imagefolder_path(plain, folder, order, split.labels3, device, warmup, batches, w)
+        s_same = time_imagefolder_path(cfg, folder, order, split.labels3, device, warmup, batches, w)
         out.update({"imagefolder_images_per_s": round(n / s_plain, 2), "imagefolder_seconds": round(s_plain, 3),
                     "imagefolder_workers": w, "ratio": round(s_plain / seconds, 3),
                     "imagefolder_same_settings_images_per_s": round(n / s_same, 2),

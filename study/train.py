@@ -13,6 +13,7 @@ augment="light", runs albumentations on that batch on the CPU first). JPEGs are 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import sys
@@ -69,13 +70,16 @@ def make_loss(cfg: TrainConfig, labels3: np.ndarray, device: torch.device) -> nn
     return nn.CrossEntropyLoss(weight=weight)
 
 
+@functools.cache  # asked at every training step (through _autocast); the hardware does not change
 def native_bf16(device: torch.device) -> bool:
     """Does `device` compute bf16 natively? CUDA: Ampere or newer. CPU: AVX512-BF16 or AMX; without
-    them oneDNN emulates bf16 and autocast is slower than fp32."""
+    them oneDNN emulates bf16 and autocast is slower than fp32. Other devices: no."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    cpu = getattr(torch, "cpu", None)
-    return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    if device.type == "cpu":  # torch.cpu's probes are private: absent in a future torch reads as "no"
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, f, lambda: False)() for f in probes)
+    return False
 
 
 def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
@@ -83,7 +87,7 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     validation accuracy over 5 paired seeds (bf16 - fp32: +0.0015, 95 % CI -0.0011..+0.0041; BENCHMARKS.md)."""
     if cfg.precision != "auto":
         return cfg.precision
-    return "bf16" if device.type in ("cuda", "cpu") and native_bf16(device) else "fp32"
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -184,7 +188,7 @@ class TrainState:
     best_epoch: int
     best_metric: float
     bad_epochs: int
-    precision: str = "fp32"  # what cfg.precision resolved to on this device (state.json; "auto" is not a result)
+    precision: str  # what cfg.precision resolved to on this device (state.json; "auto" is not a result)
 
     def save(self, out: str | Path) -> None:
         out = Path(out)

@@ -156,6 +156,10 @@ def test_auto_precision_takes_bf16_only_where_native(monkeypatch, device):
         assert resolve_precision(TrainConfig(precision="bf16"), dev) == "bf16"
 
 
+def test_native_bf16_is_false_off_cpu_and_cuda():
+    assert train_mod.native_bf16(torch.device("meta")) is False
+
+
 def test_resolved_precision_is_saved(tiny_data, tmp_path):
     fit(tiny(precision="fp32"), tiny_data).save(tmp_path / "a")
     assert json.loads((tmp_path / "a" / "state.json").read_text())["precision"] == "fp32"

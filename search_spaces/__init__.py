@@ -16,8 +16,8 @@ from types import ModuleType
 
 from study.config import DATA_FIELDS, TrainConfig, UserError
 
-QUESTIONS = ("baseline", "add_one_layer", "add_two_layers", "depth_kernels", "optimizers", "dropout",
-             "early_stopping", "three_class")
+QUESTIONS = ("generalization", "baseline", "add_one_layer", "add_two_layers", "depth_kernels", "optimizers",
+             "dropout", "early_stopping", "three_class")
 NAMES = QUESTIONS + ("quick",)
 REQUIRED = ("QUESTION", "FIXED", "SPACE", "NUM_SAMPLES", "MAX_EPOCHS", "ASHA")
 

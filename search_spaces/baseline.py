@@ -4,11 +4,15 @@ Question: how accurate is the seed's Q1 CNN (4 x Conv3x3-32 + Dense 128, Adam 1e
 on this data, and how much does that number move from one seed to the next? Every other
 experiment's difference has to be larger than this spread to mean anything.
 Grid: seed in 0..4 (5 runs). No ASHA: the trials are the same config, so none is "weak".
+The seed's own training recipe is pinned (no augmentation, no class balancing, no batch norm),
+so this stays the Q1 control whatever recipe TrainConfig's defaults carry.
 """
 from ray import tune
 
+from study.config import SEED_RECIPE
+
 QUESTION = "Q1: accuracy of the seed network, and its seed-to-seed spread"
-FIXED = {}
+FIXED = dict(SEED_RECIPE)
 SPACE = {"seed": tune.grid_search([0, 1, 2, 3, 4])}
 NUM_SAMPLES = 1
 MAX_EPOCHS = 12

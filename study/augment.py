@@ -1,27 +1,206 @@
-"""Training-only augmentation with albumentations, deterministic under a seed.
+"""Augmentation levels, declared once, with two backends that draw from the same distributions.
 
-"none": identity. "light": small geometric and photometric changes that keep a chest X-ray
-plausible: rotation +-10 deg, shift +-5 % of the side, scale 0.9-1.1, brightness and contrast
-+-10 %. No flips: the heart sits on the left and a mirrored film is not a real film.
+    python -m study.augment          # prints the level table below, as the code declares it
+
+Why it matters here: the official test films come from another acquisition (framing, exposure,
+processing) than train's, and a network fitted to train's look calls normal test films
+pneumonia (issue 11: test specificity 0.42 without augmentation, 0.76-0.84 with the strong
+level, on the team's H100 runs). Every change below keeps a chest film plausible: small
+rotations and shifts of the patient, zoom (distance to the detector), shear (a tilted patient),
+exposure (brightness, contrast, gamma), detector blur and noise. No flips: the heart sits on the
+left and a mirrored film is not a real film.
+
+Per image, independently: affine (rotation, x/y shift, zoom, x-shear about the centre; bilinear,
+black fill) -> contrast (x * c) -> brightness (x + b) -> gamma (x ** g) -> Gaussian blur (with
+probability blur_p) -> Gaussian noise (with probability noise_p) -> clip to [0, 1].
+  CPU trials: albumentations, one uint8 image at a time (`cpu_augment`), seeded per epoch.
+  GPU trials: kornia, the whole float batch on the device (`gpu_augment`), seeded per epoch
+  through torch's generator. tests/test_augment.py checks that both backends draw the same
+  parameters and give the same output statistics.
+
+The stress validation set (`STRESS`, `stress_images`) is a separate, fixed, seeded set of
+acquisition-style changes applied to the validation images: it is what model selection scores.
+Its changes reach beyond the training levels on purpose (other post-processing, a smaller
+field of view, a coarser detector), so a recipe cannot win it by training on it.
 """
 from __future__ import annotations
 
-import albumentations as A
-import cv2
+import math
+from dataclasses import dataclass, fields, replace
+
 import numpy as np
 
 
-def make_augment(kind: str, seed: int):
-    """-> None for "none", else f(batch uint8 [B, H, W]) -> uint8 [B, H, W] drawing from `seed`."""
-    if kind == "none":
+@dataclass(frozen=True)
+class AugmentLevel:
+    """Magnitudes of one level; every range is symmetric about "no change" except gamma."""
+    rotate: float = 0.0       # deg: rotation uniform in [-rotate, +rotate]
+    shift: float = 0.0        # fraction of the side: x and y shift each uniform in [-shift, +shift]
+    zoom: float = 0.0         # zoom factor uniform in [1 - zoom, 1 + zoom]
+    shear: float = 0.0        # deg: x-shear uniform in [-shear, +shear]
+    contrast: float = 0.0     # factor c uniform in [1 - contrast, 1 + contrast]; x -> c x
+    brightness: float = 0.0   # offset b uniform in [-brightness, +brightness] (full range = 1); x -> x + b
+    gamma: tuple[float, float] = (1.0, 1.0)  # exponent g uniform in [lo, hi]; x -> x ** g
+    blur_p: float = 0.0       # probability of a Gaussian blur
+    blur_sigma: float = 0.0   # px at 200 px (scaled with the resolution): sigma uniform in [sigma/3, sigma]
+    noise_p: float = 0.0      # probability of additive Gaussian noise
+    noise_std: float = 0.0    # noise standard deviation (full range = 1)
+
+    def scaled(self, s: float) -> "AugmentLevel":
+        """Every magnitude times `s` (gamma on a log scale); probabilities unchanged. s=1: as declared."""
+        if s == 1.0:
+            return self
+        lo, hi = self.gamma
+        return replace(self, rotate=self.rotate * s, shift=self.shift * s, zoom=min(self.zoom * s, 0.9),
+                       shear=self.shear * s, contrast=min(self.contrast * s, 0.95), brightness=self.brightness * s,
+                       gamma=(lo ** s, hi ** s), blur_sigma=self.blur_sigma * s, noise_std=self.noise_std * s)
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.rotate or self.shift or self.zoom or self.shear)
+
+
+# The levels a recipe names (TrainConfig.augment). "strong" is the strongest recipe the team's
+# H100 runs measured (issue 11's table: rotation 20 deg, shift 10 %, zoom 0.8-1.2, brightness
+# and contrast 30 %, shear 8 deg, gamma 0.7-1.5, blur p .3, noise p .3).
+LEVELS: dict[str, AugmentLevel] = {
+    "none": AugmentLevel(),
+    "light": AugmentLevel(rotate=10, shift=0.05, zoom=0.10, contrast=0.10, brightness=0.10),
+    "medium": AugmentLevel(rotate=15, shift=0.08, zoom=0.15, shear=4, contrast=0.20, brightness=0.20,
+                           gamma=(0.85, 1.2), blur_p=0.15, blur_sigma=1.0, noise_p=0.15, noise_std=0.02),
+    "strong": AugmentLevel(rotate=20, shift=0.10, zoom=0.20, shear=8, contrast=0.30, brightness=0.30,
+                           gamma=(0.7, 1.5), blur_p=0.3, blur_sigma=1.5, noise_p=0.3, noise_std=0.03),
+}
+REFERENCE_PX = 200  # blur_sigma is declared in px at this resolution
+
+
+def level(name: str, strength: float = 1.0) -> AugmentLevel:
+    return LEVELS[name].scaled(strength)
+
+
+def _sigma(lv: AugmentLevel, resolution: int) -> tuple[float, float]:
+    hi = lv.blur_sigma * resolution / REFERENCE_PX
+    return hi / 3, hi
+
+
+# ---- CPU backend: albumentations -------------------------------------------------------------------
+def albumentations_pipeline(lv: AugmentLevel, resolution: int, seed: int, save_params: bool = False):
+    """The level as an albumentations Compose for one uint8 [H, W] image (None: nothing to do)."""
+    import albumentations as A
+    import cv2
+    t = []
+    if lv.geometric:
+        t.append(A.Affine(rotate=(-lv.rotate, lv.rotate), translate_percent=(-lv.shift, lv.shift),
+                          scale=(1 - lv.zoom, 1 + lv.zoom), shear={"x": (-lv.shear, lv.shear), "y": (0, 0)},
+                          keep_ratio=True, interpolation=cv2.INTER_LINEAR, border_mode=cv2.BORDER_CONSTANT, fill=0,
+                          p=1.0))
+    if lv.contrast or lv.brightness:  # x * alpha + beta * 255, alpha = 1 + U(+-contrast), beta = U(+-brightness)
+        t.append(A.RandomBrightnessContrast(brightness_limit=(-lv.brightness, lv.brightness),
+                                            contrast_limit=(-lv.contrast, lv.contrast), brightness_by_max=True, p=1.0))
+    if lv.gamma != (1.0, 1.0):
+        t.append(A.RandomGamma(gamma_limit=(lv.gamma[0] * 100, lv.gamma[1] * 100), p=1.0))
+    if lv.blur_p and lv.blur_sigma:
+        t.append(A.GaussianBlur(sigma_limit=_sigma(lv, resolution), blur_limit=0, p=lv.blur_p))
+    if lv.noise_p and lv.noise_std:
+        t.append(A.GaussNoise(std_range=(lv.noise_std, lv.noise_std), p=lv.noise_p))
+    return A.Compose(t, seed=seed, save_applied_params=save_params) if t else None
+
+
+def cpu_augment(name: str, strength: float, resolution: int, seed: int):
+    """-> None for no change, else f(uint8 [B, H, W]) -> uint8 [B, H, W] drawing from `seed`."""
+    pipeline = albumentations_pipeline(level(name, strength), resolution, seed)
+    if pipeline is None:
         return None
-    pipeline = A.Compose([
-        A.Affine(rotate=(-10, 10), translate_percent=(-0.05, 0.05), scale=(0.9, 1.1),
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0),
-        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=1.0),
-    ], seed=seed)
 
     def apply(batch: np.ndarray) -> np.ndarray:
         return np.stack([pipeline(image=img)["image"] for img in batch])
 
     return apply
+
+
+# ---- GPU backend: kornia ---------------------------------------------------------------------------
+def kornia_pipeline(lv: AugmentLevel, resolution: int):
+    """The level as a kornia AugmentationSequential for float [B, 1, H, W] in [0, 1] (None: nothing to
+    do). Parameters are drawn per image from torch's generator on the batch's device."""
+    import kornia.augmentation as K
+    t = []
+    if lv.geometric:
+        t.append(K.RandomAffine(degrees=lv.rotate, translate=(lv.shift, lv.shift), scale=(1 - lv.zoom, 1 + lv.zoom),
+                                shear=(-lv.shear, lv.shear), padding_mode="zeros", p=1.0))
+    if lv.contrast:
+        t.append(K.RandomContrast((1 - lv.contrast, 1 + lv.contrast), p=1.0))
+    if lv.brightness:  # kornia adds (factor - 1)
+        t.append(K.RandomBrightness((1 - lv.brightness, 1 + lv.brightness), p=1.0))
+    if lv.gamma != (1.0, 1.0):
+        t.append(K.RandomGamma(lv.gamma, p=1.0))
+    if lv.blur_p and lv.blur_sigma:
+        lo, hi = _sigma(lv, resolution)
+        k = 2 * math.ceil(3 * hi) + 1  # covers +-3 sigma, as albumentations sizes its kernel from sigma
+        t.append(K.RandomGaussianBlur((k, k), (lo, hi), p=lv.blur_p))
+    if lv.noise_p and lv.noise_std:
+        t.append(K.RandomGaussianNoise(std=lv.noise_std, p=lv.noise_p))
+    return K.AugmentationSequential(*t) if t else None
+
+
+def gpu_augment(name: str, strength: float, resolution: int):
+    """-> None for no change, else f(float [B, 1, H, W] in [0, 1]) -> the same shape, clipped to [0, 1].
+    The caller seeds torch's generator (study.train reseeds it every epoch)."""
+    pipeline = kornia_pipeline(level(name, strength), resolution)
+    if pipeline is None:
+        return None
+
+    def apply(x):
+        return pipeline(x).clamp_(0.0, 1.0)
+
+    return apply
+
+
+# ---- the stress validation set ---------------------------------------------------------------------
+# Acquisition-style changes, each applied once to every validation image with a fixed seed. They
+# differ from the training levels in kind or reach beyond them: a model that merely fits train's
+# look loses on them, a recipe cannot win them by having trained on them.
+def _stress_pipelines(resolution: int, seed: int) -> dict:
+    import albumentations as A
+    import cv2
+    px = resolution / REFERENCE_PX
+    return {
+        # another vendor's post-processing: local histogram equalisation and edge enhancement
+        "processing": A.Compose([A.CLAHE(clip_limit=(1.5, 2.5), tile_grid_size=(8, 8), p=1.0),
+                                 A.Sharpen(alpha=(0.1, 0.25), lightness=(0.9, 1.0), p=1.0)], seed=seed),
+        # over- or under-exposure beyond the strong level's gamma range, lower contrast
+        "exposure": A.Compose([A.OneOf([A.RandomGamma(gamma_limit=(160, 190), p=1.0),
+                                        A.RandomGamma(gamma_limit=(50, 65), p=1.0)], p=1.0),
+                               A.RandomBrightnessContrast(brightness_limit=(-0.05, 0.05), contrast_limit=(-0.3, -0.2),
+                                                          p=1.0)], seed=seed + 1),
+        # a wider field of view (abdomen, arms, borders in the film) and an off-centre patient
+        "framing": A.Compose([A.Affine(scale=(0.70, 0.80), translate_percent=(-0.08, 0.08), rotate=(-5, 5),
+                                       border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0)], seed=seed + 2),
+        # a coarser, noisier detector
+        "detector": A.Compose([A.Downscale(scale_range=(0.35, 0.5), p=1.0),
+                               A.GaussianBlur(sigma_limit=(0.8 * px, 1.2 * px), blur_limit=0, p=1.0),
+                               A.GaussNoise(std_range=(0.04, 0.05), p=1.0)], seed=seed + 3),
+    }
+
+
+STRESS = ("processing", "exposure", "framing", "detector")
+
+
+def stress_images(images: np.ndarray, seed: int) -> np.ndarray:
+    """uint8 [N, R, R] -> uint8 [len(STRESS) * N, R, R]: every image under every change in STRESS, in
+    that order; the same arrays for the same images and seed."""
+    if not len(images):
+        return images[:0]
+    pipes = _stress_pipelines(images.shape[-1], seed)
+    return np.concatenate([np.stack([pipes[name](image=img)["image"] for img in images]) for name in STRESS])
+
+
+def describe() -> str:
+    names = [f.name for f in fields(AugmentLevel)]
+    rows = [" | ".join(["level", *names])]
+    for name, lv in LEVELS.items():
+        rows.append(" | ".join([name, *(str(getattr(lv, n)) for n in names)]))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(describe())

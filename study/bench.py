@@ -44,8 +44,8 @@ import torch
 from study.config import PRECISIONS, TrainConfig, UserError
 from study.data import SAMPLE_ROOT, find_root, load_split, targets
 from study.model import build_model
-from study.train import (_autocast, _inputs, _loss, _predict, make_loss, make_optimizer, pick_device,
-                         resolve_precision, seed_everything, train_one_epoch)
+from study.train import (layout, make_loss, make_optimizer, pick_device, predicted, resolve_precision,
+                         seed_everything, train_one_epoch, train_step)
 
 
 def device_name(device: torch.device) -> str:
@@ -93,7 +93,7 @@ def time_tensor_path(cfg: TrainConfig, images: np.ndarray, labels3: np.ndarray, 
         x = torch.from_numpy(imgs).to(device)
         y = torch.from_numpy(targets(labels3[idx], cfg.num_classes)).to(device)
         t0 = time.perf_counter()
-        train_one_epoch(model, optimizer, loss_fn, imgs, x, y, cfg, epoch)  # loss.item() syncs every step
+        train_one_epoch(model, optimizer, loss_fn, imgs, x, y, cfg, epoch)  # syncs once, at the end
         return time.perf_counter() - t0
 
     if warmup:
@@ -147,16 +147,9 @@ def time_imagefolder_path(cfg: TrainConfig, folder, order: list[int], labels3: n
         if step == warmup:
             t0 = time.perf_counter()
         xb, yb = next(it)  # float [B, 1, R, R] in 0..1; ImageFolder: NORMAL=0, PNEUMONIA=1
-        xb, yb = xb.to(device), yb.to(device)
-        if cfg.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(cfg, device):
-            logits = model(xb)
-        loss = _loss(loss_fn, logits, yb, cfg.num_classes)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _ = loss.item(), int((_predict(logits.detach(), cfg.num_classes) == yb).sum())
+        xb, yb = layout(xb.to(device), cfg), yb.to(device)
+        loss, logits = train_step(model, optimizer, loss_fn, xb, yb, cfg)
+        _ = loss.item(), int((predicted(logits, cfg.num_classes) == yb).sum())
     seconds = time.perf_counter() - t0
     del it  # stops the workers
     return seconds

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from study.augment import STRESS, stress_images
 from study.cache import IMAGE_SUFFIXES, load_or_build
 from study.config import TrainConfig, UserError
 
@@ -64,9 +65,17 @@ class TrainData:
     """What every trial of a study trains on; built once, shared through Ray's object store."""
     train: Split
     val: Split
-    resolution: int
+    stress: Split     # val under every change of study.augment.STRESS (fixed, seeded by split_seed)
     data_key: tuple
     description: str
+
+
+def stressed(val: Split, seed: int) -> Split:
+    """The stress validation set: each validation image once per acquisition-style change in
+    study.augment.STRESS, drawn from `seed`; labels and patients repeat in the same order."""
+    k = len(STRESS)
+    return Split(stress_images(val.images, seed), np.tile(val.labels3, k), np.tile(val.patients, k),
+                 [f"{p} [{name}]" for name in STRESS for p in val.paths], list(val.sizes) * k)
 
 
 def binary(labels3: np.ndarray) -> np.ndarray:
@@ -197,8 +206,9 @@ def prepare(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = 
                                   stratify=train.labels3, random_state=cfg.split_seed)
         train = train.take(np.sort(idx))
     desc = (f"{root}: train {len(train.labels3)} images / {len(set(train.patients))} patients, "
-            f"val ({cfg.val_source}) {len(val.labels3)} / {len(set(val.patients))}, {cfg.resolution}px")
-    return TrainData(train, val, cfg.resolution, cfg.data_key(), desc)
+            f"val ({cfg.val_source}) {len(val.labels3)} / {len(set(val.patients))} (+{len(STRESS)}x stressed), "
+            f"{cfg.resolution}px")
+    return TrainData(train, val, stressed(val, cfg.split_seed), cfg.data_key(), desc)
 
 
 def load_test(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None) -> tuple[Split, str]:

@@ -18,7 +18,9 @@ The layers a trial may add (`extra_layers`, in any combination; repeats allowed)
   dropout    Dropout after Flatten with p = `dropout` (0.5 when `dropout` is 0): regularises the
              widest layer, where nearly all the parameters are.
 `dropout` > 0 also places Dropout(p) by `dropout_place`: before the output layer ("dense"),
-after every conv block ("conv"), or both.
+after every conv block ("conv"), or both. `norm="batch"` puts BatchNorm2d after every convolution
+(added blocks included; `batchnorm` in extra_layers then adds nothing): part of the training
+recipe the generalization question compares, for the same exposure reason as `batchnorm`.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def build_model(cfg: TrainConfig) -> nn.Sequential:
     extras = list(cfg.extra_layers)
     filters = list(cfg.filters) + [cfg.filters[-1]] * extras.count("conv")
     kernels = list(cfg.kernel_sizes) + [3] * extras.count("conv")
-    n_bn = extras.count("batchnorm")
+    n_bn = len(filters) if cfg.norm == "batch" else extras.count("batchnorm")
     conv_dropout = cfg.dropout if cfg.dropout > 0 and cfg.dropout_place in ("conv", "both") else 0.0
 
     layers: list[nn.Module] = []

@@ -34,7 +34,7 @@ from study.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.config import TrainConfig, UserError
 from study.data import CLASSES
 from study.model import probabilities
-from study.train import EVAL_BATCH, _autocast, _inputs, load_model, pick_device
+from study.train import EVAL_BATCH, load_model, pick_device, predict_logits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,14 +80,8 @@ def read_image(path: str | Path, resolution: int) -> np.ndarray:
 def predict_arrays(model: nn.Module, cfg: TrainConfig, images: np.ndarray) -> np.ndarray:
     """uint8 [N, R, R] -> [N] pneumonia probabilities (binary) or [N, 3] class probabilities,
     computed as study.train.evaluate computes them."""
-    model.eval()
     device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    chunks = []
-    for start in range(0, len(x), EVAL_BATCH):
-        with _autocast(cfg, device):
-            chunks.append(model(_inputs(x[start:start + EVAL_BATCH], cfg)).float())
-    logits = torch.cat(chunks) if chunks else torch.zeros((0, 1 if cfg.num_classes == 2 else cfg.num_classes))
+    logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)).to(device), cfg)
     return probabilities(logits, cfg.num_classes).cpu().numpy()
 
 

@@ -7,8 +7,11 @@ DIR/metrics.json (one record per epoch), DIR/config.json and the checkpoint (DIR
 best-validation-epoch weights; DIR/last.pt: last epoch's model and optimizer, for resuming).
 The Ray trainable calls the same `fit`.
 
-Images stay uint8 on the device; each step slices a batch, converts it to float there (and, with
-augment="light", runs albumentations on that batch on the CPU first). JPEGs are never decoded here.
+Images stay uint8 on the device; each step slices a batch and converts it to float there. With an
+augment level, a GPU batch is augmented on the GPU (kornia, whole batch); on the CPU each image
+goes through albumentations first. JPEGs are never decoded here. Every epoch is scored on the
+validation split and on the stress validation (study.augment.STRESS); METRIC (balanced accuracy
+on the stress validation) picks the kept epoch and drives early stopping.
 """
 from __future__ import annotations
 
@@ -25,12 +28,15 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, precision_score, recall_score,
+                             roc_auc_score)
 from torch import nn
+from torch.utils.data import WeightedRandomSampler
 
-from study.augment import make_augment
-from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY,
-                          VAL_AUC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, TrainConfig, UserError)
+from study.augment import cpu_augment, gpu_augment
+from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY,
+                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
+                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, TrainConfig, UserError)
 from study.data import TrainData, prepare, targets
 from study.model import build_model, probabilities
 
@@ -60,14 +66,27 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 def make_loss(cfg: TrainConfig, labels3: np.ndarray, device: torch.device) -> nn.Module:
+    """BCE (binary) or cross-entropy (3-class); class_balance="weights" weighs classes by inverse frequency."""
     t = targets(labels3, cfg.num_classes)
     counts = np.bincount(t, minlength=cfg.num_classes).astype(np.float64)
+    weighted = cfg.class_balance == "weights"
     if cfg.num_classes == 2:
-        pos_weight = torch.tensor([counts[0] / max(counts[1], 1)], device=device) if cfg.class_weight == "balanced" else None
+        pos_weight = torch.tensor([counts[0] / max(counts[1], 1)], device=device) if weighted else None
         return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     weight = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device) \
-        if cfg.class_weight == "balanced" else None
+        if weighted else None
     return nn.CrossEntropyLoss(weight=weight)
+
+
+def epoch_order(cfg: TrainConfig, y: np.ndarray, epoch: int) -> torch.Tensor:
+    """The training indices of one epoch, fixed by (seed, epoch): a permutation of all images, or with
+    class_balance="sampler" len(y) draws with replacement in which every class is equally likely."""
+    g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    if cfg.class_balance != "sampler":
+        return torch.randperm(len(y), generator=g)
+    counts = np.bincount(y)
+    weights = torch.from_numpy(1.0 / counts[y])
+    return torch.tensor(list(WeightedRandomSampler(weights, len(y), replacement=True, generator=g)))
 
 
 @functools.cache  # asked at every training step (through _autocast); the hardware does not change
@@ -90,7 +109,7 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
+def autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(cfg, device) == "bf16")
 
 
@@ -102,48 +121,80 @@ def _shared_tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a)
 
 
-def _inputs(xb: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """uint8 [B, H, W] -> float [B, 1, H, W] in 0..1 (the seed's rescale=1/255)."""
-    x = xb.unsqueeze(1).float().div_(255.0)
+def layout(x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """float [B, 1, H, W] in the memory format the model trains in."""
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
-def _loss(loss_fn: nn.Module, logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    logits = logits.float()
+def inputs(xb: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """uint8 [B, H, W] -> float [B, 1, H, W] in 0..1 (the seed's rescale=1/255), in the model's layout."""
+    return layout(xb.unsqueeze(1).float().div_(255.0), cfg)
+
+
+def forward(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The one forward pass of training, evaluation, prediction and the benchmark: float inputs
+    (`inputs`) -> float32 logits, under the run's precision."""
+    with autocast(cfg, x.device):
+        return model(x).float()
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
+               y: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one training step (fit, bench): forward, loss, backward, optimizer step on a float batch.
+    -> (loss, logits), both detached and left on the device (no host sync here)."""
+    logits = forward(model, x, cfg)
+    loss = loss_value(loss_fn, logits, y, cfg.num_classes)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def loss_value(loss_fn: nn.Module, logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     return loss_fn(logits.squeeze(1), y.float()) if num_classes == 2 else loss_fn(logits, y)
 
 
-def _predict(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
+def predicted(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (logits.squeeze(1) > 0).long() if num_classes == 2 else logits.argmax(1)
+
+
+def augment_backend(device: torch.device) -> str:
+    """kornia on the whole batch where the batch lives on a GPU; albumentations per image on the CPU."""
+    return "kornia" if device.type == "cuda" else "albumentations"
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                     images: np.ndarray, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int) -> dict:
-    """One pass over (x, y) in a shuffled order fixed by (seed, epoch). `images` is the CPU copy
-    of `x`, used only when augmenting. Returns train loss and accuracy."""
+    """One pass over (x, y) in an order fixed by (seed, epoch) (`epoch_order`). `images` is the CPU
+    copy of `x`, read only by the CPU augmentation. Returns train loss and accuracy."""
     model.train()
     device = x.device
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-    augment = make_augment(cfg.augment, cfg.seed * 100_003 + epoch)
-    total_loss, correct = 0.0, 0
+    seed = cfg.seed * 100_003 + epoch
+    torch.manual_seed(seed)  # dropout and kornia draw from here: a resumed run repeats an epoch exactly
+    order = epoch_order(cfg, y.cpu().numpy(), epoch)
+    on_gpu = augment_backend(device) == "kornia"
+    cpu_aug = None if on_gpu else cpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution, seed)
+    gpu_aug = gpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution) if on_gpu else None
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
-        xb = torch.from_numpy(augment(images[idx.numpy()])).to(device) if augment else x[idx.to(device)]
+        if cpu_aug:
+            xb = inputs(torch.from_numpy(cpu_aug(images[idx.numpy()])).to(device), cfg)
+        else:
+            xb = inputs(x[idx.to(device)], cfg)
+            if gpu_aug:
+                xb = layout(gpu_aug(xb), cfg)
         yb = y[idx.to(device)]
-        with _autocast(cfg, device):
-            logits = model(_inputs(xb, cfg))
-        loss = _loss(loss_fn, logits, yb, cfg.num_classes)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item() * len(idx)
-        correct += int((_predict(logits.detach(), cfg.num_classes) == yb).sum())
-    return {TRAIN_LOSS: total_loss / len(order), TRAIN_ACCURACY: correct / len(order)}
+        loss, logits = train_step(model, optimizer, loss_fn, xb, yb, cfg)
+        total_loss += loss * len(idx)
+        correct += (predicted(logits, cfg.num_classes) == yb).sum()
+    return {TRAIN_LOSS: total_loss.item() / len(order), TRAIN_ACCURACY: correct.item() / len(order)}
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, num_classes: int, threshold: float = 0.5) -> dict:
-    """Accuracy, ROC AUC, precision, recall, F1 (scikit-learn). Binary: pneumonia is positive;
-    3-class: macro averages, one-vs-rest AUC. AUC is NaN when y_true holds one class only."""
+    """Accuracy, balanced accuracy, ROC AUC, precision, recall, F1 (scikit-learn). Binary: pneumonia is
+    positive; 3-class: macro averages, one-vs-rest AUC. AUC is NaN when y_true holds one class only."""
     if num_classes == 2:
         pred, avg, auc_args = (probs >= threshold).astype(int), "binary", {}
     else:
@@ -153,26 +204,38 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, num_classes: i
     except ValueError:
         auc = float("nan")
     kw = {"average": avg, "zero_division": 0}
-    return {"accuracy": float(accuracy_score(y_true, pred)), "auc": auc,
+    with warnings.catch_warnings():  # one class in y_true: balanced accuracy is that class's recall, say so quietly
+        warnings.simplefilter("ignore", UserWarning)
+        bacc = float(balanced_accuracy_score(y_true, pred))
+    return {"accuracy": float(accuracy_score(y_true, pred)), "bacc": bacc, "auc": auc,
             "precision": float(precision_score(y_true, pred, **kw)), "recall": float(recall_score(y_true, pred, **kw)),
             "f1": float(f1_score(y_true, pred, **kw))}
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
-             cfg: TrainConfig) -> tuple[dict, np.ndarray]:
-    """-> ({val_loss, val_accuracy, val_auc, val_precision, val_recall, val_f1}, probabilities)."""
+def predict_logits(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """uint8 [N, H, W] on the model's device -> float32 logits [N, 1 or 3], EVAL_BATCH images at a time."""
     model.eval()
-    chunks = []
-    for start in range(0, len(x), EVAL_BATCH):
-        with _autocast(cfg, x.device):
-            chunks.append(model(_inputs(x[start:start + EVAL_BATCH], cfg)).float())
-    logits = torch.cat(chunks)
-    loss = _loss(loss_fn, logits, y, cfg.num_classes).item() if loss_fn is not None else float("nan")
+    chunks = [forward(model, inputs(x[s:s + EVAL_BATCH], cfg), cfg) for s in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(chunks) if chunks else torch.zeros((0, 1 if cfg.num_classes == 2 else cfg.num_classes))
+
+
+def evaluate(model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+             stress: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, np.ndarray]:
+    """-> (validation metrics, probabilities of x). With `stress` (the stress validation images and
+    targets, TrainData.stress) also VAL_SHIFT_ACCURACY / _AUC / _BACC, scored at 0.5 (argmax)."""
+    logits = predict_logits(model, x, cfg)
+    loss = loss_value(loss_fn, logits, y, cfg.num_classes).item() if loss_fn is not None else float("nan")
     probs = probabilities(logits, cfg.num_classes).cpu().numpy()
     m = classification_metrics(y.cpu().numpy(), probs, cfg.num_classes)
-    return {VAL_LOSS: loss, VAL_ACCURACY: m["accuracy"], VAL_AUC: m["auc"], VAL_PRECISION: m["precision"],
-            VAL_RECALL: m["recall"], VAL_F1: m["f1"]}, probs
+    out = {VAL_LOSS: loss, VAL_ACCURACY: m["accuracy"], VAL_AUC: m["auc"], VAL_PRECISION: m["precision"],
+           VAL_RECALL: m["recall"], VAL_F1: m["f1"], VAL_BACC: m["bacc"]}
+    if stress is not None:
+        xs, ys = stress
+        ps = probabilities(predict_logits(model, xs, cfg), cfg.num_classes).cpu().numpy()
+        s = classification_metrics(ys.cpu().numpy(), ps, cfg.num_classes)
+        out.update({VAL_SHIFT_ACCURACY: s["accuracy"], VAL_SHIFT_AUC: s["auc"], VAL_SHIFT_BACC: s["bacc"]})
+    return out, probs
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
@@ -240,6 +303,8 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     y_train = torch.from_numpy(targets(data.train.labels3, cfg.num_classes)).to(device)
     x_val = _shared_tensor(data.val.images).to(device)
     y_val = torch.from_numpy(targets(data.val.labels3, cfg.num_classes)).to(device)
+    stress = (_shared_tensor(data.stress.images).to(device),
+              torch.from_numpy(targets(data.stress.labels3, cfg.num_classes)).to(device))
 
     state = TrainState(cfg, model, optimizer, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                        0, float("-inf"), 0, resolve_precision(cfg, device))
@@ -252,7 +317,7 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch)}
-        rec.update(evaluate(model, loss_fn, x_val, y_val, cfg)[0])
+        rec.update(evaluate(model, loss_fn, x_val, y_val, cfg, stress)[0])
         if rec[METRIC] > state.best_metric:
             state.best_metric, state.best_epoch, state.bad_epochs = rec[METRIC], epoch, 0
             state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -272,7 +337,8 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
 
 def format_record(r: dict) -> str:
     return (f"epoch {r[EPOCH]:3d}  train loss {r[TRAIN_LOSS]:.4f} acc {r[TRAIN_ACCURACY]:.4f}  "
-            f"val loss {r[VAL_LOSS]:.4f} acc {r[VAL_ACCURACY]:.4f} auc {r[VAL_AUC]:.4f}  {r[EPOCH_SECONDS]:.1f}s"
+            f"val loss {r[VAL_LOSS]:.4f} acc {r[VAL_ACCURACY]:.4f} auc {r[VAL_AUC]:.4f}  "
+            f"stress bacc {r[VAL_SHIFT_BACC]:.4f} auc {r[VAL_SHIFT_AUC]:.4f}  {r[EPOCH_SECONDS]:.1f}s"
             + ("  (early stop)" if r[EARLY_STOPPED] else ""))
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from conftest import _SAMPLE_NORMAL, _truncated
-from study.augment import make_augment
 from study.cache import decode, load_or_build
 from study.config import TrainConfig, UserError
 from study.data import load_split, prepare, scan_split, summarize
@@ -106,31 +105,6 @@ def test_cached_skips_survive_a_cache_hit(root, cache):
     again = summarize(root, RES, cache_dir=cache)
     assert again == first and len(first["skipped"]) == 1
     assert load_or_build(_train_paths(root), RES, "train", cache_dir=cache, progress=False)["built"] is False
-
-
-# ---- augmentation ----------------------------------------------------------------------------
-def _batch() -> np.ndarray:
-    return np.stack([decode(p, 64)[0] for p in _SAMPLE_NORMAL[:4]])
-
-
-def test_augment_none_is_none():
-    assert make_augment("none", 0) is None
-
-
-def test_augment_light_deterministic_per_seed():
-    batch = _batch()
-    before = batch.copy()
-    a = make_augment("light", 0)(batch)
-    b = make_augment("light", 0)(batch)
-    c = make_augment("light", 1)(batch)
-    np.testing.assert_array_equal(batch, before)  # input untouched
-    assert a.shape == batch.shape and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert not np.array_equal(a, batch)
-    # small changes only: the augmented image still correlates strongly with the original
-    for x, y in zip(batch.astype(float), a.astype(float)):
-        assert np.corrcoef(x.ravel(), y.ravel())[0, 1] > 0.5
 
 
 # ---- robustness: damaged cache entries, too-small subsets ----------------------------------------

@@ -84,7 +84,8 @@ VARIANTS = [
     {"extra_layers": ["conv", "conv"]}, {"extra_layers": ["batchnorm", "dropout"]},
     {"dropout": 0.3, "dropout_place": "conv"}, {"dropout": 0.3, "dropout_place": "both"}, {"dropout": 0.3},
     {"filters": [8, 16, 32, 64], "kernel_sizes": [5, 5, 3, 3]}, {"filters": [8, 8], "kernel_sizes": [7, 3]},
-    {"num_classes": 3}, {"num_classes": 3, "class_weight": "balanced"}, {"class_weight": "balanced"},
+    {"num_classes": 3}, {"num_classes": 3, "class_balance": "weights"}, {"class_balance": "weights"}, {"class_balance": "sampler"},
+    {"norm": "batch"}, {"augment": "strong"}, {"augment": "medium", "augment_strength": 0.5},
     {"augment": "light"}, {"precision": "bf16"}, {"channels_last": False}, {"weight_decay": 1e-4},
     {"early_stopping_patience": 1}, {"dense_units": 8},
 ]

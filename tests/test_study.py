@@ -80,7 +80,7 @@ def test_trainable_continues_from_its_checkpoint(monkeypatch, tiny_data, tmp_pat
 def test_asha_stops_weak_trials(local_ray, tmp_path):
     """One trial at a time makes ASHA's decisions deterministic (training is); balanced class
     weights keep the tiny sample off the 'always pneumonia' plateau so the trials differ."""
-    cfg = tiny(epochs=6, batch_size=16, class_weight="balanced")
+    cfg = tiny(epochs=6, batch_size=16, class_balance="weights")
     data = prepare(None, cfg, progress=False)
     space = {**cfg.to_dict(), "lr": tune.grid_search([1e-4, 1e-3, 3e-3, 1e-2, 0.1, 1.0])}
     results = build_tuner(data, space, name="asha", storage=str(tmp_path), max_epochs=6, num_samples=1,

@@ -1,7 +1,8 @@
 """The test evaluation, once, after selection: the ONLY module that reads the test split.
 
-`run_test` gets selections that are already fixed (configuration from validation accuracy,
-threshold from validation F1), reads the test split with study.data.load_test once per data
+`run_test` gets selections that are already fixed (configuration from the mean selection score
+over seeds, thresholds from validation: best F1, and the headline Youden's J on the stress
+validation; analysis.threshold), reads the test split with study.data.load_test once per data
 configuration (the official test/ when the data set has one, else the patient-level hold-out
 carved from train), retrains each selected configuration from scratch over N seeds
 (study.train.fit on study.data.prepare: train and validation only, keeping the best validation
@@ -33,8 +34,18 @@ class Selection:
     experiment: str
     trial_id: str
     cfg: TrainConfig
-    threshold: float | None   # binary: chosen on validation F1; None for 3-class (argmax)
+    thresholds: dict = field(default_factory=dict)  # binary: rule -> threshold, chosen on validation; {} for 3-class
     root: str | None = None   # data set folder (None: the bundled sample)
+
+    @property
+    def headline(self) -> float | None:
+        """The threshold the report leads with (analysis.threshold.HEADLINE_RULE), None for 3-class."""
+        from analysis.threshold import HEADLINE_RULE
+        return self.thresholds.get(HEADLINE_RULE)
+
+    def at(self) -> list[float]:
+        """The thresholds test figures are given at: 0.5 and every chosen one, each once, in that order."""
+        return list(dict.fromkeys([0.5, *self.thresholds.values()])) if self.cfg.num_classes == 2 else []
 
 
 @dataclass
@@ -83,7 +94,7 @@ def _fmt(values: list[float]) -> str:
 
 
 def _binary(res: TestResult, y: np.ndarray, P: np.ndarray) -> None:
-    thresholds = [0.5] + ([res.selection.threshold] if res.selection.threshold not in (None, 0.5) else [])
+    thresholds = res.selection.at()
     rows = [{"seed": s, "threshold": t, **binary_metrics(y, P[i], t)} for i, s in enumerate(res.seeds) for t in thresholds]
     res.per_seed = pd.DataFrame(rows)
     summary = []

@@ -20,11 +20,15 @@ from pathlib import Path
 import pandas as pd
 
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
-                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, UserError)
+                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
+                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, UserError)
 
 RAY_ITERATION = "training_iteration"  # Ray's keys in result.json
 RAY_TRIAL_ID = "trial_id"
-VAL_METRICS = (VAL_ACCURACY, VAL_LOSS, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1)
+# plain validation, then the stress validation (what selection scores)
+VAL_METRICS = (VAL_ACCURACY, VAL_LOSS, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1, VAL_BACC,
+               VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
+SELECTION_SCORE = "selection_score"  # trials.csv: the exact value the study selected a trial on (its BEST_METRIC)
 CURVE_METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACCURACY, VAL_ACCURACY)
 AT_BEST, LAST = "_at_best", "_last"  # trials columns: f"{VAL_F1}{AT_BEST}" = val F1 of the best epoch
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -117,6 +121,7 @@ def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
     else:
         epochs = pd.DataFrame(columns=[EPOCH, *CURVE_METRICS])
     lab = label(config, searched)
+    config_label = label(config, [k for k in searched if k != "seed"])  # the configuration its seeds repeat
     epochs.insert(0, "label", lab)
     epochs.insert(0, "trial_id", trial_id)
     epochs.insert(0, "experiment", exp)
@@ -126,11 +131,12 @@ def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
     run = int(epochs[EPOCH].max()) if len(epochs) else 0
     early = bool(last.get(EARLY_STOPPED, False))
     error = (d / "error.txt").is_file()
-    row = {"experiment": exp, "trial_id": trial_id, "label": lab,
+    row = {"experiment": exp, "trial_id": trial_id, "label": lab, "config_label": config_label,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
            "stopped_by_asha": (run < budget and not early and not error) if meta.get("asha") else None,
            BEST_EPOCH: last.get(BEST_EPOCH), BEST_METRIC: last.get(BEST_METRIC, float("nan"))}
+    row[SELECTION_SCORE] = row[BEST_METRIC]
     best = epochs[epochs[EPOCH] == row[BEST_EPOCH]] if len(epochs) else epochs
     for mname in VAL_METRICS:
         row[mname + AT_BEST] = float(best[mname].iloc[0]) if len(best) and mname in best else float("nan")
@@ -185,8 +191,9 @@ def load_results(results_dir: str | Path) -> Results:
 
 
 def csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials.csv view: no internal columns."""
-    return trials.drop(columns=["config", "checkpoint", "label"], errors="ignore")
+    """The trials.csv view: no internal columns. `selection_score` is the value the study selected on;
+    `checkpoint` is the folder of the trial's kept model (`python -m study.predict --model CHECKPOINT`)."""
+    return trials.drop(columns=["config", "label", "config_label"], errors="ignore")
 
 
 def main(argv: list[str] | None = None) -> int:

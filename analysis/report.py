@@ -10,8 +10,9 @@ RESULTS_DIR: one experiment folder (STORAGE/EXPERIMENT, e.g. results/quick) or a
 holding several. --data: the data set (default: the data_root each study.json recorded; none =
 the bundled sample). --seeds: retrainings of the selected configuration for the test evaluation
 (default 3; 0 stops at validation). --wandb: also log the tables and figures as one W&B run.
-Order of work: trials -> selection (validation accuracy) -> threshold (validation F1) -> the
-test split, read once (analysis.evaluate). A usage mistake prints one `error: ...` line, exit 2.
+Order of work: trials -> selection (mean selection score over seeds: balanced accuracy on the
+stress validation) -> thresholds (best F1 on validation, the seed's Q2; headline: Youden's J on
+the stress validation) -> the test split, read once (analysis.evaluate). A usage mistake prints one `error: ...` line, exit 2.
 """
 from __future__ import annotations
 
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _best(trials, num_classes: int):
-    t = trials[(trials["num_classes"] == num_classes) & (trials["checkpoint"] != "") & trials[BEST_METRIC].notna()]
-    return t.loc[t[BEST_METRIC].idxmax()] if len(t) else None
 
 
 def _importance(trials, keys, scope, out):
@@ -59,6 +55,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
     from analysis.curves import convergence_figure
     from analysis.evaluate import Selection, run_test
     from analysis.metrics import multiclass_metrics
+    from analysis.selection import choose
     from analysis.render import Doc, to_html, to_markdown
     from study.data import SAMPLE_ROOT, find_root
     if data:
@@ -83,26 +80,28 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
         sections.importance_section(body, imp, imp_fig)
         figures += [imp_fig] if imp_fig else []
 
-    selected, three = _best(trials, 2), _best(trials, 3)
-    sections.overall_section(body, trials, selected)
+    choice, choice3 = choose(trials, 2), choose(trials, 3)
+    selected, three = (choice.row if choice else None), (choice3.row if choice3 else None)
+    sections.overall_section(body, trials, choice)
     root_of = lambda row: data or res.get(row["experiment"]).meta.get("data_root")  # noqa: E731
     cache: dict = {}
-    selections, chosen = [], None
+    selections, headline = [], None
     if selected is not None:
-        _log(f"selected {selected['experiment']}/{selected['trial_id']}; choosing the threshold on validation ...")
-        vp = athreshold.validation_predictions(selected["checkpoint"], root_of(selected), cache)
-        chosen, table = athreshold.choose_threshold(vp.y, vp.probs)
-        pr = athreshold.pr_figure(vp.y, vp.probs, table, chosen, out=out / "threshold_pr.png",
+        _log(f"selected {selected['experiment']}: {selected['config_label']}; choosing thresholds on validation ...")
+        sel, vp, f1_t, table, headline, stress_table = _thresholds("binary", selected, root_of, cache)
+        pr = athreshold.pr_figure(vp.y, vp.probs, table, f1_t, out=out / "threshold_pr.png",
                                   title=f"Validation: {selected['experiment']} / {selected['label']}")
-        sections.threshold_section(body, chosen, table, pr, vp, float(selected[BEST_METRIC]))
+        sections.threshold_section(body, f1_t, headline, table, stress_table, pr, vp, float(selected[BEST_METRIC]))
         figures.append(pr)
-        tables["threshold (validation)"] = table
-        selections.append(Selection("binary", selected["experiment"], selected["trial_id"], vp.cfg, chosen,
-                                    root_of(selected)))
+        tables.update({"threshold (validation)": table, "threshold (stress validation)": stress_table})
+        selections.append(sel)
+        control = _seed_recipe_control(res, trials, selected)
+        if control is not None:  # the seed's own recipe, evaluated beside the winner (issue 11)
+            selections.append(_thresholds("binary control: the seed's recipe", control, root_of, cache)[0])
     if three is not None:
         vp3 = athreshold.validation_predictions(three["checkpoint"], root_of(three), cache)
         sections.three_class_section(body, three, multiclass_metrics(vp3.y, vp3.probs), vp3.description)
-        selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, None, root_of(three)))
+        selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, root_of(three)))
     tests = []
     if selections and seeds:
         _log(f"selection fixed; test evaluation over {seeds} seed(s) ...")
@@ -114,7 +113,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
         sections.test_section(body, tests, seeds)
 
     doc = Doc(f"Pneumonia CNN study report: {res.root}")
-    overview(doc, res, trials, selected, chosen, tests, seeds)
+    overview(doc, res, trials, selected, headline, tests, seeds)
     if data:
         recorded = {e.meta.get("data_root") or str(SAMPLE_ROOT) for e in res.experiments}
         norm = lambda r: str(find_root(r).resolve()) if Path(r).is_dir() else str(r)  # noqa: E731
@@ -126,7 +125,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
     if wandb_project:
         from analysis.wandb_log import log_report
         where = log_report(wandb_project, tables, figures, {"selected_trial": "" if selected is None else selected["trial_id"],
-                                                             "threshold": chosen, "seeds": seeds}, out)
+                                                             "threshold": headline, "seeds": seeds}, out)
         doc.p(f"Logged to W&B project `{wandb_project}` as one run ({len(tables)} tables, {len(figures)} figures): `{where}`.")
         _log(f"logged to W&B: {where}")
     reproduce(doc, results_dir, out, data, seeds)
@@ -136,26 +135,49 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
     return html
 
 
-def overview(doc: Doc, res, trials, selected, chosen, tests, seeds) -> None:
+def _thresholds(task: str, row, root_of, cache):
+    """-> (Selection with both thresholds, predictions, F1 threshold, its table, headline threshold, its table)."""
+    from analysis import threshold as athreshold
+    from analysis.evaluate import Selection
+    vp = athreshold.validation_predictions(row["checkpoint"], root_of(row), cache)
+    f1_t, table = athreshold.choose_threshold(vp.y, vp.probs)
+    headline, stress_table = athreshold.youden_threshold(vp.y_stress, vp.probs_stress)
+    sel = Selection(task, row["experiment"], row["trial_id"], vp.cfg,
+                    {athreshold.F1_RULE: f1_t, athreshold.HEADLINE_RULE: headline}, root_of(row))
+    return sel, vp, f1_t, table, headline, stress_table
+
+
+def _seed_recipe_control(res, trials, selected):
+    """The baseline experiment's representative trial (the seed network and recipe), unless it is the selection."""
+    from analysis.selection import choose
+    base = res.get("baseline")
+    if base is None or selected["experiment"] == "baseline":
+        return None
+    c = choose(trials[trials["experiment"] == "baseline"], 2)
+    return c.row if c else None
+
+
+def overview(doc: Doc, res, trials, selected, headline, tests, seeds) -> None:
     doc.h(2, "Overview")
     items = [f"{e.name}: {len(e.trials)} trials, {e.meta.get('question', '')}" for e in res.experiments]
     doc.bullets(items + [f"{d.name}: skipped, no study.json (unfinished or crashed; continue it with "
                          f"`python -m study.run --experiment {d.name} --storage {d.parent} --resume`)"
                          for d in res.unfinished])
     if selected is not None:
-        doc.p(f"Selected configuration (highest {BEST_METRIC} over all binary trials): **{selected['label']}** "
-              f"({selected['experiment']} / {selected['trial_id']}, {selected[BEST_METRIC]:.4f} at epoch "
-              f"{int(selected[BEST_EPOCH])}); threshold **{chosen:.2f}**, chosen on validation F1.")
+        doc.p(f"Selected configuration (highest mean {BEST_METRIC} over its seeds, among all binary trials): "
+              f"**{selected['experiment']}: {selected['config_label']}** (its best seed {selected['trial_id']}: "
+              f"{selected[BEST_METRIC]:.4f} at epoch {int(selected[BEST_EPOCH])}); headline threshold **{headline:.2f}** "
+              f"(Youden's J on the stress validation).")
+        from analysis.sections import WHY_STRESS
+        doc.note(WHY_STRESS)
     for r in tests:
         if r.error:
             doc.p(f"{r.selection.task} test evaluation: no test split ({r.error}).")
         elif r.selection.cfg.num_classes == 2:
             acc = r.summary[r.summary["metric"] == "accuracy"].iloc[0]
-            t = r.selection.threshold
-            doc.p(f"Test ({r.description}, {r.n_images} images, {len(r.seeds)} retrained seed(s)): accuracy "
-                  f"{acc['at 0.50: mean ± std']} at 0.50"
-                  + (f", {acc[f'at {t:.2f}: mean ± std']} at {t:.2f}" if t != 0.5 else "")
-                  + ".")
+            doc.p(f"{r.selection.task} test ({r.description}, {r.n_images} images, {len(r.seeds)} retrained seed(s)): "
+                  "accuracy " + ", ".join(f"{acc[f'at {t:.2f}: mean ± std']} at {t:.2f}" for t in r.selection.at())
+                  + f" (headline threshold {r.selection.headline:.2f}).")
         else:
             m = r.summary.set_index("metric")["mean ± std"]
             doc.p(f"3-class test ({r.n_images} images, {len(r.seeds)} seed(s)): accuracy {m['accuracy']}, "

@@ -7,7 +7,8 @@ A module defines:
   NUM_SAMPLES  how many times Ray samples SPACE (grids are repeated; random domains redrawn)
   MAX_EPOCHS   the epoch budget of one trial (ASHA's max_t)
   ASHA         {"grace_period": epochs, "reduction_factor": r} or None (FIFO: every trial runs its budget)
-and a docstring: the question, the grid, and why those values.
+and a docstring: the question, the grid, and why those values. Optionally `searcher()`: a Ray Tune
+searcher for the space (default: Ray's grid/random variant generator, seeded).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from types import ModuleType
 from study.config import DATA_FIELDS, TrainConfig, UserError
 
 QUESTIONS = ("generalization", "baseline", "add_one_layer", "add_two_layers", "depth_kernels", "optimizers",
-             "dropout", "early_stopping", "three_class")
+             "dropout", "early_stopping", "three_class", "tune_recipe")
 NAMES = QUESTIONS + ("quick",)
 REQUIRED = ("QUESTION", "FIXED", "SPACE", "NUM_SAMPLES", "MAX_EPOCHS", "ASHA")
 

@@ -28,7 +28,7 @@ from pyarrow import fs as pafs  # noqa: E402
 import search_spaces  # noqa: E402
 from study.config import BEST_METRIC, EARLY_STOPPED, METRIC, MODE, STUDY_FILE, TrainConfig, UserError  # noqa: E402
 from study.data import prepare  # noqa: E402
-from study.tuner import build_tuner, can_restore, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
+from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
@@ -122,7 +122,7 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
                             callbacks=wandb_callbacks(args.wandb_project, name), max_failures=args.max_failures,
-                            max_concurrent=args.max_concurrent)
+                            max_concurrent=args.max_concurrent, search_alg=make_searcher(space))
     meta = {"experiment": name, "question": space.QUESTION, "doc": space.__doc__, "command": " ".join(sys.argv),
             "data_root": str(Path(args.data).resolve()) if args.data else None, "data": data.description,
             "n_train": len(data.train.labels3), "n_val": len(data.val.labels3), "base_config": base.to_dict(),

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from study.config import ASHA_METRIC, MODE
 from study.data import TrainData
@@ -25,6 +25,14 @@ def build_scheduler(asha: dict | None, max_epochs: int) -> ASHAScheduler | None:
         return None
     return ASHAScheduler(time_attr="training_iteration", metric=ASHA_METRIC, mode=MODE, max_t=max_epochs,
                          grace_period=min(asha["grace_period"], max_epochs), reduction_factor=asha["reduction_factor"])
+
+
+def make_searcher(space) -> Searcher | BasicVariantGenerator:
+    """The space's own searcher (its module's `searcher()`, e.g. Optuna's TPE for continuous magnitudes),
+    else Ray's grid/random variant generator, seeded. Tune saves a searcher's state in the experiment
+    folder and restore_tuner's Tuner.restore reloads it, so a resumed TPE search goes on from its history."""
+    make = getattr(space, "searcher", None)
+    return make() if make else BasicVariantGenerator(random_state=SEARCH_SEED)
 
 
 def wandb_callbacks(project: str | None, group: str) -> list:
@@ -48,13 +56,19 @@ def storage_uri(storage: str) -> str:
 
 def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
-                max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0) -> tune.Tuner:
+                max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0,
+                search_alg: Searcher | BasicVariantGenerator | None = None) -> tune.Tuner:
+    search_alg = search_alg or BasicVariantGenerator(random_state=SEARCH_SEED)
+    if isinstance(search_alg, ConcurrencyLimiter):  # the space's own cap; --max-concurrent may only lower it
+        if max_concurrent and max_concurrent < search_alg.max_concurrent:
+            search_alg.max_concurrent = max_concurrent
+        max_concurrent = 0
     return tune.Tuner(
         _trainable(data, resources, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
-            search_alg=BasicVariantGenerator(random_state=SEARCH_SEED), max_concurrent_trials=max_concurrent or None),
+            search_alg=search_alg, max_concurrent_trials=max_concurrent or None),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,
             failure_config=tune.FailureConfig(max_failures=max_failures),

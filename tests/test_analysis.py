@@ -19,7 +19,7 @@ import analysis.report as report
 import analysis.threshold as athreshold
 from analysis.metrics import BINARY, binary_metrics, seed_mean_metric
 from study import data as sdata
-from study.config import BEST_METRIC, VAL_ACCURACY
+from study.config import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,6 +38,7 @@ def spied(quick_results, tmp_path_factory):
     threshold choice wrapped to record the order of calls and the data each saw."""
     events: list[tuple[str, object]] = []
     real_prepare, real_load_test, real_choose = sdata.prepare, sdata.load_test, athreshold.choose_threshold
+    real_youden = athreshold.youden_threshold
 
     def prepare(root, cfg, *a, **k):
         d = real_prepare(root, cfg, *a, **k)
@@ -53,7 +54,12 @@ def spied(quick_results, tmp_path_factory):
         events.append(("choose", np.array(y_val)))
         return real_choose(y_val, probs_val)
 
+    def youden(y_stress, probs_stress):
+        events.append(("youden", np.array(y_stress)))
+        return real_youden(y_stress, probs_stress)
+
     mp = pytest.MonkeyPatch()
+    mp.setattr(athreshold, "youden_threshold", youden)
     mp.setattr(sdata, "prepare", prepare)
     mp.setattr(sdata, "load_test", load_test)
     mp.setattr(athreshold, "choose_threshold", choose)
@@ -75,11 +81,14 @@ def test_report_files_and_one_csv_row_per_trial(spied, quick_results):
     csv = pd.read_csv(out / "trials.csv")
     assert len(csv) == len(trial_dirs) == 8
     assert set(csv["trial_id"]) == {re.search(r"_([0-9a-f]{5}_\d{5})_", d.name).group(1) for d in trial_dirs}
-    for col in ("experiment", "lr", "optimizer", "epochs_run", "stopped_by_asha", BEST_METRIC, VAL_ACCURACY + "_last"):
+    for col in ("experiment", "lr", "optimizer", "epochs_run", "stopped_by_asha", BEST_METRIC, VAL_ACCURACY + "_last",
+                "selection_score", "checkpoint", VAL_SHIFT_AUC + "_at_best", VAL_ACCURACY + "_at_best"):
         assert col in csv.columns, col
+    assert (csv["selection_score"] == csv[BEST_METRIC]).all()
     assert (csv["epochs_run"] <= csv["epoch_budget"]).all()
     md = (out / "report.md").read_text()
-    for section in ("## Experiment: quick", "## Decision threshold (chosen on validation)",
+    for section in ("## Experiment: quick", "## Decision thresholds (chosen on validation)", "Headline threshold",
+                    "compared, one seed each", "ranked by mean",
                     "## Test evaluation (once, after selection)", "Kermany et al. 2018", "Not directly comparable"):
         assert section in md, section
 
@@ -107,11 +116,34 @@ def test_threshold_is_chosen_on_validation_labels(spied):
 
 
 @pytest.mark.slow
+def test_headline_threshold_is_youden_on_the_stress_validation(spied):
+    events = spied["events"]
+    kinds = [k for k, _ in events]
+    assert kinds.count("youden") == 1
+    i = kinds.index("youden")
+    prepared = [d for k, d in events[:i] if k == "prepare"]
+    np.testing.assert_array_equal(events[i][1], sdata.targets(prepared[-1].stress.labels3, 2))
+    assert "Youden's J on the stress validation (headline)" in (spied["out"] / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_trials_checkpoint_predicts(spied):
+    """trials.csv's checkpoint column is a model folder study.predict takes as it is."""
+    csv = pd.read_csv(spied["out"] / "trials.csv")
+    ckpt = csv.loc[csv["selection_score"].idxmax(), "checkpoint"]
+    img = next((sdata.SAMPLE_ROOT / "val" / "NORMAL").glob("*.jpeg"))
+    proc = subprocess.run([sys.executable, "-m", "study.predict", "--model", ckpt, str(img), "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 0.0 <= __import__("json").loads(proc.stdout.splitlines()[-1])["pneumonia"] <= 1.0
+
+
+@pytest.mark.slow
 def test_test_split_read_once_after_the_threshold(spied):
     events = spied["events"]
     kinds = [k for k, _ in events]
     assert kinds.count("load_test") == 1
-    assert kinds.index("load_test") > kinds.index("choose")
+    assert kinds.index("load_test") > max(kinds.index("choose"), kinds.index("youden"))
     test = next(d for k, d in events if k == "load_test")
     val = next(d for k, d in events if k == "prepare")
     seen = set(val.train.paths) | set(val.val.paths)
@@ -187,7 +219,7 @@ def test_no_test_split_stops_at_validation(quick_results):
     from study.train import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)
-    results = run_test([Selection("binary", "quick", best["trial_id"], cfg, 0.5, None)], 2, {})
+    results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None)], 2, {})
     assert results[0].error and "nothing to evaluate on" in results[0].error
     assert results[0].retrain is None
     doc = Doc("t")

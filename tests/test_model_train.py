@@ -210,3 +210,16 @@ def test_prepare_is_cached_between_calls():
     a = prepare(None, tiny(), progress=False)
     b = prepare(None, tiny(), progress=False)
     assert np.array_equal(a.train.images, b.train.images)
+
+
+def test_kept_epoch_and_patience_follow_the_selection_metric(tiny_data):
+    """METRIC (balanced accuracy on the stress validation) picks the kept epoch and drives patience."""
+    from study.config import BEST_METRIC, METRIC, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC
+    state = fit(tiny(epochs=4, lr=3e-3, early_stopping_patience=2), tiny_data)
+    recs = state.records
+    assert all(k in r for r in recs for k in (METRIC, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC))
+    for i, r in enumerate(recs):
+        assert r[BEST_METRIC] == max(x[METRIC] for x in recs[:i + 1])
+    assert recs[state.best_epoch - 1][METRIC] == state.best_metric
+    bad = len(recs) - state.best_epoch
+    assert bad <= 2 and (len(recs) == 4 or bad == 2)  # stops after 2 epochs without a better METRIC

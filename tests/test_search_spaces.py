@@ -66,3 +66,35 @@ def test_searching_a_data_field_is_an_error(monkeypatch):
     monkeypatch.setitem(mod.SPACE, "resolution", [32, 64])
     with pytest.raises(UserError, match="resolution"):
         search_spaces.load("quick")
+
+
+def test_generalization_grids_every_recipe_with_two_seeds():
+    configs = sampled_configs("generalization")
+    recipes = {(c.augment, c.class_balance, c.norm) for c in configs}
+    assert recipes == {(a, b, n) for a in ("none", "light", "medium", "strong")
+                       for b in ("none", "weights", "sampler") for n in ("none", "batch")}
+    assert len(configs) == 2 * len(recipes) and search_spaces.load("generalization").ASHA is None
+
+
+def test_baseline_keeps_the_seed_recipe_as_the_control():
+    from study.config import SEED_RECIPE
+    for c in sampled_configs("baseline"):
+        assert {k: getattr(c, k) for k in SEED_RECIPE} == SEED_RECIPE
+
+
+def test_tune_recipe_searches_with_seeded_tpe_behind_a_limiter():
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+    from study.config import METRIC
+    from study.tuner import make_searcher
+    mod = search_spaces.load("tune_recipe")
+    s = make_searcher(mod)
+    assert isinstance(s, ConcurrencyLimiter) and 1 < s.max_concurrent <= 4
+    tpe = s.searcher
+    assert isinstance(tpe, OptunaSearch) and tpe.metric == METRIC and tpe._seed is not None
+    d = TrainConfig()
+    assert tpe._points_to_evaluate[0]["lr"] == d.lr and tpe._points_to_evaluate[0]["augment_strength"] == d.augment_strength
+    assert set(mod.SPACE) == {"augment_strength", "lr", "weight_decay"}
+    # a space without its own searcher gets the seeded grid/random generator
+    from ray.tune.search import BasicVariantGenerator
+    assert isinstance(make_searcher(search_spaces.load("quick")), BasicVariantGenerator)

@@ -16,8 +16,8 @@ from scipy.stats import spearmanr
 
 from analysis.curves import heatmap_figure
 from analysis.load import AT_BEST, BEST_EPOCH, Experiment, Results, fmt
-from study.config import (BEST_METRIC, EPOCH, METRIC, TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS, VAL_PRECISION,
-                          VAL_RECALL, TrainConfig)
+from study.config import (BEST_METRIC, EPOCH, METRIC, SEED_RECIPE, TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS,
+                          VAL_PRECISION, VAL_RECALL, TrainConfig)
 
 
 @dataclass
@@ -95,8 +95,9 @@ def _generic(exp: Experiment, noise, noise_src) -> str:
 
 
 def compare_to_reference(exp: Experiment, keys: list[str], noise, a: Answer) -> None:
-    """Group trials by `keys`; compare each group's mean best accuracy with TrainConfig's defaults (the seed network)."""
-    ref = tuple(fmt(getattr(TrainConfig(), k)) for k in keys)
+    """Group trials by `keys`; compare each group's mean score with the seed's settings (the seed network, and the
+    seed's training recipe for recipe fields, whatever TrainConfig's defaults now are)."""
+    ref = tuple(fmt(SEED_RECIPE[k] if k in SEED_RECIPE else getattr(TrainConfig(), k)) for k in keys)
     t = exp.trials.dropna(subset=[BEST_METRIC])
     g = t.groupby(keys)[BEST_METRIC].agg(trials="count", mean="mean", std="std", max="max").reset_index()
     if exp.asha:
@@ -124,6 +125,26 @@ def compare_to_reference(exp: Experiment, keys: list[str], noise, a: Answer) -> 
     if exp.asha:
         a.text.append("ASHA-stopped trials count with the best accuracy they reached before being stopped.")
     a.tables.append((f"Mean best {METRIC} per configuration (over repeats)", g))
+
+
+def recipe_extra(exp: Experiment, keys: list[str], a: Answer) -> None:
+    """Per recipe factor: mean selection score and mean plain validation accuracy of each value, and how
+    differently the two rank the recipes (plain accuracy is what selection used to reward)."""
+    t = exp.trials.dropna(subset=[BEST_METRIC])
+    plain = VAL_ACCURACY + AT_BEST
+    for k in keys:
+        g = t.groupby(k).agg(trials=(BEST_METRIC, "size"), **{f"mean {BEST_METRIC}": (BEST_METRIC, "mean"),
+                                                              f"mean plain {VAL_ACCURACY}": (plain, "mean")})
+        g = g.sort_values(f"mean {BEST_METRIC}", ascending=False).reset_index()
+        a.tables.append((f"{k}: mean over every other factor and seed", g))
+        a.text.append(f"{k}: best on average {g.iloc[0][k]} ({g.iloc[0][f'mean {BEST_METRIC}']:.4f}), worst "
+                      f"{g.iloc[-1][k]} ({g.iloc[-1][f'mean {BEST_METRIC}']:.4f}); by plain validation accuracy the best "
+                      f"would be {g.loc[g[f'mean plain {VAL_ACCURACY}'].idxmax(), k]}.")
+    by = t.groupby(keys).agg(score=(BEST_METRIC, "mean"), plain=(plain, "mean")).dropna()
+    if len(by) >= 4 and by.nunique().min() > 1:
+        rho, _ = spearmanr(by["score"], by["plain"])
+        a.text.append(f"Across the {len(by)} recipes, plain validation accuracy and the selection score rank recipes with "
+                      f"Spearman {rho:+.2f}" + (": plain accuracy would pick differently." if rho < 0.8 else "."))
 
 
 def dropout_extra(exp: Experiment, a: Answer) -> None:
@@ -247,4 +268,6 @@ def answer(res: Results, exp: Experiment, out: Path) -> Answer:
         compare_to_reference(exp, keys, noise, a)
         if "dropout" in keys:
             dropout_extra(exp, a)
+        if set(keys) & {"augment", "class_balance", "norm"}:
+            recipe_extra(exp, [k for k in keys if k in ("augment", "class_balance", "norm", "augment_strength")], a)
     return a

@@ -7,7 +7,7 @@ prints one line per experiment found: its trials, epochs run and best validation
 RESULTS_DIR is one experiment folder (STORAGE/EXPERIMENT, holding study.json and one folder per
 Ray trial) or a storage root holding several. Per trial folder: params.json (the full config),
 result.json (one JSON line per epoch: our metric names plus Ray's training_iteration, trial_id,
-done...) and checkpoint_NNNNNN/ (model.pt: the best-epoch weights, config.json...).
+done...) and checkpoint_NNNNNN/checkpoint.pt (study/checkpoint.py: the kept epoch's weights, config...).
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from study.checkpoint import FILE as CHECKPOINT_FILE
 
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
                           TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
@@ -98,8 +100,8 @@ def _read_lines(path: Path) -> list[dict]:
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The trial's newest checkpoint_NNNNNN/ (its model.pt holds the best epoch's weights)."""
-    ckpts = sorted(p for p in trial_dir.glob("checkpoint_*") if (p / "model.pt").is_file())
+    """The trial's newest checkpoint_NNNNNN/ (its checkpoint.pt holds the kept epoch's weights)."""
+    ckpts = sorted(p for p in trial_dir.glob("checkpoint_*") if (p / CHECKPOINT_FILE).is_file())
     return ckpts[-1] if ckpts else None
 
 

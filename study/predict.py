@@ -1,28 +1,34 @@
-"""Predict chest X-ray images with a trained model.
+"""Screen chest X-ray images with a trained model: the shipped one, or your own.
 
-    python -m study.predict --model DIR IMAGE... [--json]
+    python -m study.predict IMAGE...                      # the shipped binary model (models/binary.pt)
+    python -m study.predict --three-class IMAGE...        # the shipped 3-class model
+    python -m study.predict --model PATH IMAGE... [--json] [--threshold T]
 
-prints one line per readable image, in the order given: its path, a tab, and the pneumonia
-probability (`pneumonia=0.9731`); for a 3-class model the three class probabilities
-(`normal=0.0102 bacteria=0.9011 virus=0.0887`, summing to 1). With --json, one JSON object per
-line instead: {"path": ..., "pneumonia": p} or {"path": ..., "normal": p0, "bacteria": p1, "virus": p2}.
+prints, after one line saying the model is for research and teaching and not for clinical use,
+one line per readable image in the order given: its path, a tab, the pneumonia probability, the
+decision threshold and the label (`pneumonia=0.9731 threshold=0.45 label=pneumonia`); for a
+3-class model the three class probabilities and the argmax (`normal=0.0102 bacteria=0.9011
+virus=0.0887 label=bacteria`). With --json, only JSON, one object per line:
+{"path", "pneumonia", "threshold", "label"} or {"path", "normal", "bacteria", "virus", "label"}.
 
-DIR is a folder written by `python -m study.train --out DIR` (its model.pt: the best-validation
-epoch). Images go through the training pipeline exactly: the data layer's decoder
+The threshold is the model's headline threshold (a shipped model carries the one its study chose
+on validation: Youden's J on the stress validation; models/MODEL_CARD.md), 0.5 for a model that
+carries none, or --threshold. PATH is a checkpoint (study/checkpoint.py): a checkpoint.pt, the
+folder `python -m study.train --out DIR` wrote, or a trial's checkpoint from a study (trials.csv's
+`checkpoint` column). Images go through the training pipeline exactly: the data layer's decoder
 (study.cache.decode: 8-bit grayscale, square resize to the model's resolution), uint8 -> /255,
-one channel, the model's precision and memory format. Accepted files are those the data layer
-accepts: .jpeg, .jpg or .png names that decode.
+one channel, the model's precision and memory format. Accepted files: .jpeg, .jpg or .png names
+that decode.
 
 A file that cannot be predicted (missing, empty, not an image, truncated...) gets one line on
 stderr, `predict: PATH: reason (skipped)`, and the others are still predicted.
-Exit status: 0 all predicted, 1 some file(s) skipped, 2 a usage mistake (e.g. DIR is not a
-model folder), with a one-line `error: ...` on stderr.
+Exit status: 0 all predicted, 1 some file(s) skipped, 2 a usage mistake (e.g. PATH is not a
+checkpoint), with a one-line `error: ...` on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -30,33 +36,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from study import checkpoint as ckpt_io
 from study.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.config import TrainConfig, UserError
 from study.data import CLASSES
 from study.model import probabilities
-from study.train import EVAL_BATCH, load_model, pick_device, predict_logits
+from study.train import EVAL_BATCH, model_from, pick_device, predict_logits
+
+MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped models (models/MODEL_CARD.md)
+SHIPPED = {2: MODELS / "binary.pt", 3: MODELS / "three_class.pt"}
+NOT_CLINICAL = ("# research and teaching model, not for clinical use: not a medical device "
+                "(models/MODEL_CARD.md)")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error: ...` line (exit 2), like every other mistake."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"error: {message} (usage: {self.format_usage().strip()[len('usage: '):]})\n")
+        usage = " ".join(self.format_usage().split())[len("usage: "):]  # one line, however argparse wraps it
+        self.exit(2, f"error: {message} (usage: {usage})\n")
 
 
-def load(model_dir: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
-    """The model of a `study.train --out` folder, laid out as in training; UserError if unusable."""
-    device = device or pick_device()
-    try:
-        model, cfg = load_model(model_dir, device)
-    except UserError:
-        raise
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{model_dir}: cannot load the model ({type(e).__name__}: {reason})") from None
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # as fit() trains and evaluates it
-    return model, cfg
+def load(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig, float | None]:
+    """(model in eval mode, its config, its headline threshold or None) from a checkpoint; UserError if unusable."""
+    ckpt = ckpt_io.load(path)
+    model, cfg = model_from(ckpt, device or pick_device(), where=str(path))
+    return model, cfg, (ckpt.get("release") or {}).get("threshold")
 
 
 def read_image(path: str | Path, resolution: int) -> np.ndarray:
@@ -85,28 +90,41 @@ def predict_arrays(model: nn.Module, cfg: TrainConfig, images: np.ndarray) -> np
     return probabilities(logits, cfg.num_classes).cpu().numpy()
 
 
-def as_record(path: str, prob) -> dict:
+def as_record(path: str, prob, threshold: float = 0.5) -> dict:
     if np.ndim(prob) == 0:
-        return {"path": path, "pneumonia": float(prob)}
-    return {"path": path, **{c: float(p) for c, p in zip(CLASSES, prob)}}
+        return {"path": path, "pneumonia": float(prob), "threshold": threshold,
+                "label": "pneumonia" if prob >= threshold else "normal"}
+    return {"path": path, **{c: float(p) for c, p in zip(CLASSES, prob)}, "label": CLASSES[int(np.argmax(prob))]}
 
 
 def format_record(rec: dict) -> str:
-    probs = " ".join(f"{k}={v:.4f}" for k, v in rec.items() if k != "path")
-    return f"{rec['path']}\t{probs}"
+    fields = " ".join(f"{k}={v:.4f}" if isinstance(v, float) and k != "threshold" else f"{k}={v}"
+                      for k, v in rec.items() if k != "path")
+    return f"{rec['path']}\t{fields}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = _Parser(prog="python -m study.predict", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, metavar="DIR", help="folder written by python -m study.train --out DIR")
+    ap.add_argument("--model", default=None, metavar="PATH",
+                    help="a checkpoint (checkpoint.pt or its folder); default: the shipped binary model")
+    ap.add_argument("--three-class", action="store_true", help="the shipped 3-class model (normal/bacteria/virus)")
+    ap.add_argument("--threshold", type=float, default=None, help="binary decision threshold (default: the model's)")
     ap.add_argument("images", nargs="+", metavar="IMAGE", help="image files (.jpeg, .jpg, .png)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     args = ap.parse_args(argv)
+    if args.model and args.three_class:
+        ap.error("--three-class picks a shipped model; drop it when --model is given")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        ap.error(f"--threshold {args.threshold}: expected 0 < T < 1")
+    path = args.model or SHIPPED[3 if args.three_class else 2]
     try:
-        model, cfg = load(args.model)
+        model, cfg, threshold = load(path)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    threshold = args.threshold if args.threshold is not None else (threshold or 0.5)
+    if not args.json:
+        print(NOT_CLINICAL, flush=True)
 
     failed = 0
     # Chunks of EVAL_BATCH keep memory flat for long file lists; output order is input order.
@@ -123,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         probs = predict_arrays(model, cfg, np.stack(arrays))
         for path, prob in zip(paths, probs):
-            rec = as_record(path, prob)
+            rec = as_record(path, prob, threshold)
             print(json.dumps(rec) if args.json else format_record(rec), flush=True)
     if failed:
         print(f"predict: {failed} of {len(args.images)} file(s) skipped", file=sys.stderr)

@@ -3,8 +3,9 @@
     python -m study.train [--data ROOT] [--set key=value ...] --out DIR
 
 trains one config (no --data: the bundled sample), prints one line per epoch and writes
-DIR/metrics.json (one record per epoch), DIR/config.json and the checkpoint (DIR/model.pt: the
-best-validation-epoch weights; DIR/last.pt: last epoch's model and optimizer, for resuming).
+DIR/checkpoint.pt (study/checkpoint.py: the kept epoch's weights, the last epoch's model and
+optimizer for resuming, the config and every epoch's metrics) and DIR/metrics.json (the same
+per-epoch records, for reading).
 The Ray trainable calls the same `fit`.
 
 Images stay uint8 on the device; each step slices a batch and converts it to float there. With an
@@ -33,6 +34,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, 
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from study import checkpoint as ckpt_io
 from study.augment import cpu_augment, gpu_augment
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY,
                           TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
@@ -251,37 +253,48 @@ class TrainState:
     best_epoch: int
     best_metric: float
     bad_epochs: int
-    precision: str  # what cfg.precision resolved to on this device (state.json; "auto" is not a result)
+    precision: str  # what cfg.precision resolved to on this device ("auto" is not a result)
 
-    def save(self, out: str | Path) -> None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save(self.best_state, out / "model.pt")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}, out / "last.pt")
-        (out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
-        (out / "metrics.json").write_text(json.dumps(self.records, indent=1))
-        (out / "state.json").write_text(json.dumps({"epoch": self.epoch, "best_epoch": self.best_epoch,
-                                                    "best_metric": self.best_metric, "bad_epochs": self.bad_epochs,
-                                                    "precision": self.precision}))
+    def checkpoint(self) -> dict:
+        """The one checkpoint dict (study/checkpoint.py lists its keys)."""
+        return {"config": self.cfg.to_dict(), "model": self.best_state, "last_model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "best_epoch": self.best_epoch,
+                "best_metric": self.best_metric, "bad_epochs": self.bad_epochs, "precision": self.precision,
+                "records": self.records, "rng": torch.get_rng_state()}
 
-
-def load_resume(ckpt_dir: str | Path) -> dict:
-    """A checkpoint written by TrainState.save, as plain data for fit(resume=...)."""
-    d = Path(ckpt_dir)
-    last = torch.load(d / "last.pt", map_location="cpu", weights_only=True)
-    return {**json.loads((d / "state.json").read_text()), "records": json.loads((d / "metrics.json").read_text()),
-            "best_state": torch.load(d / "model.pt", map_location="cpu", weights_only=True), **last}
+    def save(self, out: str | Path) -> Path:
+        """OUT/checkpoint.pt (study.checkpoint.save)."""
+        return ckpt_io.save(out, self.checkpoint())
 
 
-def load_model(model_dir: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
-    """The best-epoch model and its config from a checkpoint folder (weights_only: no pickled code)."""
-    d = Path(model_dir)
-    if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
-        raise UserError(f"{d}: not a model folder; expected model.pt and config.json (from python -m study.train --out)")
-    cfg = TrainConfig.from_overrides(json.loads((d / "config.json").read_text()))
+def load_resume(path: str | Path) -> dict:
+    """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
+    ckpt = ckpt_io.load(path)
+    if "optimizer" not in ckpt or "last_model" not in ckpt:
+        raise UserError(f"{path}: an inference-only checkpoint (a shipped model?) cannot resume training")
+    return ckpt
+
+
+def config_of(ckpt: dict) -> TrainConfig:
+    return TrainConfig.from_overrides(ckpt_io.upgrade_config(ckpt["config"]))
+
+
+def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
+    """The kept epoch's model (eval mode, in its training memory format) and its config, from a checkpoint."""
+    return model_from(ckpt_io.load(path), device, where=str(path))
+
+
+def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
+    """The kept epoch's model and config of a loaded checkpoint dict (study.checkpoint.load)."""
+    cfg = config_of(ckpt)
     model = build_model(cfg)
-    model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
-    return model.to(device or torch.device("cpu")).eval(), cfg
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UserError(f"{where}: the weights do not fit the network its config describes "
+                        f"({str(e).strip().splitlines()[0][:160]})") from None
+    model = model.to(device or torch.device("cpu")).eval()
+    return (model.to(memory_format=torch.channels_last) if cfg.channels_last else model), cfg
 
 
 # ---- the whole run -------------------------------------------------------------------------------
@@ -309,10 +322,12 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     state = TrainState(cfg, model, optimizer, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                        0, float("-inf"), 0, resolve_precision(cfg, device))
     if resume:
-        model.load_state_dict(resume["model"])
+        model.load_state_dict(resume["last_model"])
         optimizer.load_state_dict(resume["optimizer"])
-        state.epoch, state.records, state.best_state = resume["epoch"], resume["records"], resume["best_state"]
+        state.epoch, state.records, state.best_state = resume["epoch"], resume["records"], resume["model"]
         state.best_epoch, state.best_metric, state.bad_epochs = resume["best_epoch"], resume["best_metric"], resume["bad_epochs"]
+        if "rng" in resume:
+            torch.set_rng_state(resume["rng"])
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -347,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data set folder (default: the bundled sample)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TrainConfig field, e.g. --set lr=0.01 --set filters=[16,32,64,64]")
-    ap.add_argument("--out", required=True, help="output folder for metrics.json, config.json, model.pt")
+    ap.add_argument("--out", required=True, help="output folder for checkpoint.pt and metrics.json")
     args = ap.parse_args(argv)
     try:
         cfg = TrainConfig.from_strings(args.set)
@@ -362,9 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     def on_epoch(rec: dict, state: TrainState) -> None:
         print(format_record(rec), flush=True)
         state.save(out)
+        (out / "metrics.json").write_text(json.dumps(state.records, indent=1))
 
     state = fit(cfg, data, on_epoch, device=device)
-    print(f"best {METRIC} {state.best_metric:.4f} at epoch {state.best_epoch}; wrote {out}/metrics.json, model.pt, config.json")
+    print(f"best {METRIC} {state.best_metric:.4f} at epoch {state.best_epoch}; wrote {out}/checkpoint.pt, metrics.json")
     return 0
 
 

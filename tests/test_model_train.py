@@ -140,11 +140,42 @@ def test_checkpoint_round_trip(tiny_data, tmp_path):
     state.save(tmp_path)
     model, cfg = load_model(tmp_path)
     assert cfg == tiny(epochs=2)
-    reference = build_model(cfg)
+    reference = build_model(cfg).to(memory_format=torch.channels_last)  # load_model lays it out as training does
     reference.load_state_dict(state.best_state)
     x = torch.rand(3, 1, 32, 32)
     assert torch.equal(model(x), reference.eval()(x))
-    assert json.loads((tmp_path / "metrics.json").read_text())[-1][BEST_METRIC] == state.best_metric
+    from study import checkpoint as ckpt_io
+    ckpt = ckpt_io.load(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # one file per checkpoint
+    assert ckpt["format_version"] == ckpt_io.FORMAT_VERSION and ckpt["records"][-1][BEST_METRIC] == state.best_metric
+    assert {"model", "last_model", "optimizer", "config", "epoch", "best_epoch", "best_metric", "bad_epochs",
+            "precision", "records", "rng"} <= set(ckpt)
+    shipped = ckpt_io.save(tmp_path / "m.pt", {**ckpt, "release": {"threshold": 0.4}}, inference_only=True)
+    small = ckpt_io.load(shipped)
+    assert "optimizer" not in small and "last_model" not in small and small["release"]["threshold"] == 0.4
+    assert torch.equal(load_model(shipped)[0](x), model(x))
+    with pytest.raises(UserError, match="inference-only"):
+        load_resume(shipped)
+
+
+def test_older_checkpoint_folders_still_load_and_others_are_refused(tiny_data, tmp_path):
+    """The five-file folders written before the one-file format, with the old class_weight field."""
+    state = fit(tiny(epochs=1, class_balance="weights"), tiny_data)
+    old = tmp_path / "old"
+    old.mkdir()
+    config = {**state.cfg.to_dict(), "class_weight": "balanced"}
+    del config["class_balance"], config["norm"], config["augment_strength"]
+    torch.save(state.best_state, old / "model.pt")
+    (old / "config.json").write_text(json.dumps(config))
+    model, cfg = load_model(old)
+    assert cfg.class_balance == "weights" and cfg.norm == "none"
+    for bad, match in (("nothing", "not a checkpoint"), ("garbage", "cannot read")):
+        p = tmp_path / bad
+        p.mkdir()
+        if bad == "garbage":
+            (p / "checkpoint.pt").write_bytes(b"not a checkpoint")
+        with pytest.raises(UserError, match=match):
+            load_model(p)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
@@ -162,11 +193,11 @@ def test_native_bf16_is_false_off_cpu_and_cuda():
 
 
 def test_resolved_precision_is_saved(tiny_data, tmp_path):
+    from study.checkpoint import load
     fit(tiny(precision="fp32"), tiny_data).save(tmp_path / "a")
-    assert json.loads((tmp_path / "a" / "state.json").read_text())["precision"] == "fp32"
+    assert load(tmp_path / "a")["precision"] == "fp32"
     fit(tiny(), tiny_data).save(tmp_path / "b")
-    assert json.loads((tmp_path / "b" / "state.json").read_text())["precision"] == resolve_precision(
-        tiny(), torch.device("cpu"))
+    assert load(tmp_path / "b")["precision"] == resolve_precision(tiny(), torch.device("cpu"))
 
 
 def test_best_epoch_weights_are_kept(tiny_data):
@@ -194,8 +225,8 @@ def test_train_cli_writes_metrics_config_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in records] == [1, 2]
-    assert json.loads((out / "config.json").read_text())["resolution"] == 32
-    assert (out / "model.pt").is_file() and (out / "last.pt").is_file()
+    assert load_model(out)[1].resolution == 32
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json"]
     assert "epoch   2" in proc.stdout
 
 

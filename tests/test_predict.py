@@ -49,9 +49,17 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def _run(capsys, *argv) -> tuple[int, list[str], list[str]]:
+    """Exit code, stdout lines (the one-time "not for clinical use" line checked and dropped), stderr lines."""
     rc = predict.main([str(a) for a in argv])
     cap = capsys.readouterr()
-    return rc, cap.out.splitlines(), cap.err.splitlines()
+    out = cap.out.splitlines()
+    if "--json" in map(str, argv):
+        assert not any(line.startswith("#") for line in out)  # JSON mode: nothing but JSON
+    elif out:
+        assert out[0] == predict.NOT_CLINICAL and "not for clinical use" in out[0]
+        assert sum("not for clinical use" in line for line in out) == 1
+        out = out[1:]
+    return rc, out, cap.err.splitlines()
 
 
 def test_binary_text_output(model2, capsys):
@@ -59,8 +67,9 @@ def test_binary_text_output(model2, capsys):
     assert rc == 0 and err == []
     assert [line.split("\t")[0] for line in out] == GOOD  # input order
     for line in out:
-        key, value = line.split("\t")[1].split("=")
-        assert key == "pneumonia" and 0.0 <= float(value) <= 1.0
+        fields = dict(kv.split("=") for kv in line.split("\t")[1].split())
+        assert list(fields) == ["pneumonia", "threshold", "label"] and 0.0 <= float(fields["pneumonia"]) <= 1.0
+        assert fields["label"] == ("pneumonia" if float(fields["pneumonia"]) >= 0.5 else "normal")
 
 
 def test_binary_json_output(model2, capsys):
@@ -68,7 +77,20 @@ def test_binary_json_output(model2, capsys):
     assert rc == 0 and err == []
     recs = [json.loads(line) for line in out]
     assert [r["path"] for r in recs] == GOOD
-    assert all(set(r) == {"path", "pneumonia"} and 0.0 <= r["pneumonia"] <= 1.0 for r in recs)
+    assert all(set(r) == {"path", "pneumonia", "threshold", "label"} and 0.0 <= r["pneumonia"] <= 1.0 for r in recs)
+    assert all(r["threshold"] == 0.5 and r["label"] == ("pneumonia" if r["pneumonia"] >= 0.5 else "normal")
+               for r in recs)  # a model without a release threshold decides at 0.5
+    rc, out, _ = _run(capsys, "--model", model2, "--json", "--threshold", "0.01", *GOOD)
+    assert all(json.loads(line)["threshold"] == 0.01 for line in out)
+
+
+def test_a_model_carries_its_threshold(model2, tmp_path, capsys):
+    from study import checkpoint as ckpt_io
+    shipped = ckpt_io.save(tmp_path / "m.pt", {**ckpt_io.load(model2), "release": {"threshold": 0.35}},
+                           inference_only=True)
+    rc, out, _ = _run(capsys, "--model", shipped, "--json", GOOD[0])
+    r = json.loads(out[0])
+    assert rc == 0 and r["threshold"] == 0.35 and r["label"] == ("pneumonia" if r["pneumonia"] >= 0.35 else "normal")
 
 
 def test_bad_files_are_skipped_one_line_each(model2, bad_files, capsys):
@@ -101,8 +123,7 @@ def test_bad_model_dir_is_exit_2_one_line(model2, tmp_path, capsys, make):
     if make != "missing":
         d.mkdir()
     if make == "corrupt":
-        (d / "config.json").write_text((model2 / "config.json").read_text())
-        (d / "model.pt").write_bytes(b"not a checkpoint")
+        (d / "checkpoint.pt").write_bytes(b"not a checkpoint")
     rc, out, err = _run(capsys, "--model", d, GOOD[0])
     assert rc == 2 and out == []
     assert len(err) == 1 and err[0].startswith("error: ") and str(d) in err[0]
@@ -124,15 +145,16 @@ def test_three_class_model(model3, capsys):
         probs = [r["normal"], r["bacteria"], r["virus"]]
         assert all(0.0 <= p <= 1.0 for p in probs)
         assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+        assert r["label"] == max(("normal", "bacteria", "virus"), key=lambda c: r[c])
     rc, out, _ = _run(capsys, "--model", model3, GOOD[0])
-    assert [kv.split("=")[0] for kv in out[0].split("\t")[1].split()] == ["normal", "bacteria", "virus"]
+    assert [kv.split("=")[0] for kv in out[0].split("\t")[1].split()] == ["normal", "bacteria", "virus", "label"]
 
 
 @pytest.mark.parametrize("which", ["model2", "model3"])
 def test_predict_equals_evaluate(which, request, capsys):
     """Same images through the CLI (decode per file) and through training's evaluate() (the cache)."""
     d = request.getfixturevalue(which)
-    model, cfg = predict.load(d, torch.device("cpu"))
+    model, cfg, _ = predict.load(d, torch.device("cpu"))
     data = prepare(None, cfg, progress=False)
     x = torch.from_numpy(data.val.images)
     y = torch.from_numpy(targets(data.val.labels3, cfg.num_classes))
@@ -141,7 +163,8 @@ def test_predict_equals_evaluate(which, request, capsys):
     assert rc == 0
     recs = [json.loads(line) for line in out]
     assert [r["path"] for r in recs] == data.val.paths
-    got = np.array([[v for k, v in r.items() if k != "path"] for r in recs]).squeeze(-1 if cfg.num_classes == 2 else ())
+    keys = ["pneumonia"] if cfg.num_classes == 2 else ["normal", "bacteria", "virus"]
+    got = np.array([[r[k] for k in keys] for r in recs]).squeeze(-1 if cfg.num_classes == 2 else ())
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
@@ -150,7 +173,7 @@ def test_checkpoint_round_trip(tmp_path):
     data = prepare(None, cfg, progress=False)
     state = train.fit(cfg, data, device=torch.device("cpu"))
     state.save(tmp_path)
-    in_memory = build_model(cfg)
+    in_memory = build_model(cfg).to(memory_format=torch.channels_last)  # as load_model lays it out
     in_memory.load_state_dict(state.best_state)
     in_memory.eval()
     loaded, cfg2 = train.load_model(tmp_path)
@@ -170,5 +193,6 @@ def test_module_entry_point(model2):
     p = subprocess.run([sys.executable, "-m", "study.predict", "--model", str(model2), GOOD[0], "/nonexistent.jpeg"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
-    assert p.stdout.startswith(GOOD[0] + "\tpneumonia=")
+    assert p.stdout.splitlines()[0] == predict.NOT_CLINICAL
+    assert p.stdout.splitlines()[1].startswith(GOOD[0] + "\tpneumonia=")
     assert "predict: /nonexistent.jpeg: no such file (skipped)" in p.stderr

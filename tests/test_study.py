@@ -62,7 +62,7 @@ def test_trainable_reports_every_epoch_with_a_checkpoint(monkeypatch, tiny_data,
     monkeypatch.setattr(trainable, "tune", fake)
     trainable.train_trial(tiny(epochs=2).to_dict(), tiny_data)
     assert [m["epoch"] for m, _ in fake.reports] == [1, 2]
-    assert {"model.pt", "last.pt", "config.json", "metrics.json"} <= set(fake.reports[-1][1])
+    assert fake.reports[-1][1] == ["checkpoint.pt"]  # one file per checkpoint (study/checkpoint.py)
     assert METRIC in fake.reports[0][0] and BEST_METRIC in fake.reports[0][0]
 
 
@@ -122,8 +122,9 @@ def test_crashed_trial_restarts_from_its_checkpoint(local_ray, tmp_path):
     assert r.metrics["training_iteration"] == 4
     epochs = [line["epoch"] for line in result_lines(Path(r.path))]
     assert sorted(set(epochs)) == [1, 2, 3, 4] and epochs.count(1) == 1, f"restarted from scratch: {epochs}"
+    from study.checkpoint import load
     with r.checkpoint.as_directory() as d:
-        assert [m["epoch"] for m in json.loads((Path(d) / "metrics.json").read_text())] == [1, 2, 3, 4]
+        assert [m["epoch"] for m in load(d)["records"]] == [1, 2, 3, 4]
 
 
 def _run_cli(args, env=None, **kw):
@@ -176,7 +177,7 @@ def test_quick_study_cli_summary(quick_results):
     stdout = (quick_results / "run-stdout.txt").read_text()
     assert f"quick: 8 trials (0 errored), {s['epochs_run']}/24 epochs run" in stdout
     for d in trial_dirs(quick_results):
-        assert list(d.glob("checkpoint_*/model.pt")), f"{d.name} has no checkpoint"
+        assert list(d.glob("checkpoint_*/checkpoint.pt")), f"{d.name} has no checkpoint"
 
 
 def test_wandb_offline_logs_every_trial(tmp_path):

@@ -1,0 +1,139 @@
+"""One checkpoint format: one file holding one dict, written by `save` and read by `load`.
+
+    python -m study.checkpoint PATH      # prints what a checkpoint holds (config, epochs, kept metric, release)
+
+Used by training (`study.train --out DIR` writes DIR/checkpoint.pt), the Ray trainable (every
+epoch's Ray checkpoint is a folder holding only checkpoint.pt), resume, `study.predict`, the
+shipped models in models/ and the report. As in the torchvision classification references, the
+dict carries everything inference and resume need:
+
+  format_version  FORMAT_VERSION
+  config          TrainConfig.to_dict()
+  model           the kept epoch's weights (the best METRIC so far): what inference loads
+  last_model      the last epoch's weights       } resume only; absent from a
+  optimizer       the optimizer's state_dict     } shipped (inference-only) model
+  epoch, best_epoch, best_metric, bad_epochs     where training stands; early-stopping patience
+  precision       what cfg.precision resolved to on the training device ("fp32" / "bf16")
+  records         one metrics dict per epoch
+  rng             torch's CPU generator state (epochs also reseed from (seed, epoch), so a resumed
+                  run repeats the uninterrupted one exactly)
+  release         shipped models only: decision threshold, its rule, validation figures, command
+
+Files are read with torch.load(weights_only=True): tensors and plain containers only, no pickled
+code. A folder from before this format (model.pt, last.pt, config.json, state.json, metrics.json)
+is read by the same `load`; anything else is refused with a one-line UserError.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import torch
+
+from study.config import UserError
+
+FORMAT_VERSION = 1
+FILE = "checkpoint.pt"
+INFERENCE_KEYS = ("format_version", "config", "model", "epoch", "best_epoch", "best_metric", "precision", "records",
+                  "release")
+
+
+def path_of(path: str | Path) -> Path:
+    """A checkpoint file, or a folder holding FILE."""
+    p = Path(path).expanduser()
+    return p / FILE if p.is_dir() else p
+
+
+def save(path: str | Path, ckpt: dict, inference_only: bool = False) -> Path:
+    """Write `ckpt` (the keys above) to `path` (a file, or a folder that gets FILE) atomically: a
+    killed write leaves the previous checkpoint, never half of one. inference_only drops the resume
+    state (last weights, optimizer), as for a shipped model."""
+    p = Path(path)
+    if p.suffix != ".pt":
+        p.mkdir(parents=True, exist_ok=True)
+        p = p / FILE
+    body = {**ckpt, "format_version": FORMAT_VERSION}
+    if inference_only:
+        body = {k: v for k, v in body.items() if k in INFERENCE_KEYS}
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    torch.save(body, tmp)
+    os.replace(tmp, p)
+    return p
+
+
+def load(path: str | Path) -> dict:
+    """The checkpoint dict at `path` (a file or a folder holding FILE; an older five-file folder is read
+    too); UserError naming the path when it is none of these or cannot be read."""
+    p = Path(path).expanduser()
+    if p.is_dir() and not (p / FILE).is_file() and (p / "model.pt").is_file() and (p / "config.json").is_file():
+        return _legacy(p)
+    f = path_of(p)
+    if not f.is_file():
+        raise UserError(f"{path}: not a checkpoint; expected a {FILE} file or a folder holding one "
+                        f"(written by python -m study.train --out DIR, or a study's checkpoint_NNNNNN/)")
+    try:
+        ckpt = torch.load(f, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{f}: cannot read the checkpoint ({type(e).__name__}: {reason[:200]})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise UserError(f"{f}: not a checkpoint of this project (no config and model in it)")
+    version = ckpt.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(f"{f}: checkpoint format {version}, this code reads format {FORMAT_VERSION}; "
+                        f"use the version of this project that wrote it, or retrain")
+    return ckpt
+
+
+# Renamed or replaced config fields, so that older checkpoints keep loading.
+_LEGACY_FIELDS = {"class_weight": ("class_balance", {"none": "none", "balanced": "weights"})}
+
+
+def upgrade_config(config: dict) -> dict:
+    out = dict(config)
+    for old, (new, values) in _LEGACY_FIELDS.items():
+        if old in out:
+            v = out.pop(old)
+            out.setdefault(new, values.get(v, v))
+    return out
+
+
+def _legacy(d: Path) -> dict:
+    """A folder written before FORMAT_VERSION 1: model.pt (kept weights), config.json, and for resume
+    last.pt (model + optimizer), state.json and metrics.json."""
+    try:
+        ckpt = {"format_version": 0, "config": json.loads((d / "config.json").read_text()),
+                "model": torch.load(d / "model.pt", map_location="cpu", weights_only=True)}
+        if (d / "metrics.json").is_file():
+            ckpt["records"] = json.loads((d / "metrics.json").read_text())
+        if (d / "state.json").is_file():
+            ckpt.update(json.loads((d / "state.json").read_text()))
+        if (d / "last.pt").is_file():
+            last = torch.load(d / "last.pt", map_location="cpu", weights_only=True)
+            ckpt.update({"last_model": last["model"], "optimizer": last["optimizer"]})
+    except (OSError, RuntimeError, ValueError, EOFError, KeyError, pickle.UnpicklingError) as e:
+        raise UserError(f"{d}: an older checkpoint folder that cannot be read ({type(e).__name__}: "
+                        f"{str(e).strip()[:200]})") from None
+    return ckpt
+
+
+def describe(ckpt: dict) -> dict:
+    """What a checkpoint holds, without its tensors."""
+    out = {k: ckpt.get(k) for k in ("format_version", "epoch", "best_epoch", "best_metric", "precision")}
+    out.update({"config": ckpt["config"], "epochs_recorded": len(ckpt.get("records") or []),
+                "resumable": "optimizer" in ckpt and "last_model" in ckpt, "release": ckpt.get("release")})
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m study.checkpoint PATH", file=sys.stderr)
+        sys.exit(2)
+    try:
+        print(json.dumps(describe(load(sys.argv[1])), indent=1, default=str))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,10 +1,6 @@
-"""Choosing the configuration: configurations ranked by their mean selection score over seeds.
-
-A trial's selection score is BEST_METRIC: the METRIC (study/config.py: balanced accuracy on the
-stress validation) of the epoch it kept. A configuration is one experiment's trials that differ
-only in `seed`; it is ranked by the mean of its trials' scores, shown with their spread, so one
-lucky seed does not win. The configuration's representative checkpoint (for the threshold, the
-shipped model and predictions) is its best-scoring seed.
+"""Choosing the configuration for the report: study.select's rule (configurations ranked by their
+mean selection score over seeds; the representative trial is the best seed) applied to a results
+tree's trials frame, with the table the report shows and the best-of-N selection bias.
 
 Best-of-N bias: picking the best of N configurations by a noisy score overstates the winner even
 when all N are equally good. With seed-to-seed std sigma and k seeds per configuration, the
@@ -21,11 +17,7 @@ from scipy import integrate, stats
 
 from analysis.load import AT_BEST
 from study.config import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
-
-
-def config_key(config: dict) -> tuple:
-    """A trial's configuration without its seed: trials with equal keys are repeats of one configuration."""
-    return tuple(sorted((k, v) for k, v in config.items() if k != "seed"))
+from study.select import rank
 
 
 def expected_max_normal(n: int) -> float:
@@ -36,13 +28,10 @@ def expected_max_normal(n: int) -> float:
     return float(integrate.quad(f, -12, 12)[0])
 
 
-def pooled_seed_std(trials: pd.DataFrame) -> tuple[float | None, int]:
-    """Pooled within-configuration std of the selection score, and its degrees of freedom."""
-    ss = dof = 0.0
-    for _, g in trials.groupby("config_key"):
-        v = g[BEST_METRIC].dropna()
-        if len(v) >= 2:
-            ss, dof = ss + v.var(ddof=1) * (len(v) - 1), dof + len(v) - 1
+def pooled_seed_std(groups: list[dict]) -> tuple[float | None, int]:
+    """Pooled within-configuration std of the selection score (study.select.rank's groups), and its d.o.f."""
+    ss = sum(g["std"] ** 2 * (g["seeds"] - 1) for g in groups if g["std"] is not None)
+    dof = sum(g["seeds"] - 1 for g in groups if g["std"] is not None)
     return (float(np.sqrt(ss / dof)), int(dof)) if dof else (None, 0)
 
 
@@ -73,31 +62,22 @@ class Choice:
 
 
 def choose(trials: pd.DataFrame, num_classes: int) -> Choice | None:
-    """The configuration with the highest mean selection score among trials of `num_classes` that kept
-    a model (a checkpoint and a finite score); None if there is none."""
-    t = trials[(trials["num_classes"] == num_classes) & (trials["checkpoint"] != "") & trials[BEST_METRIC].notna()]
-    t = t[np.isfinite(t[BEST_METRIC].astype(float))]
-    if "status" in t:  # a diverged trial is recorded, never selected
-        t = t[t["status"].fillna("") != "diverged"]
-    if not len(t):
+    """The configuration with the highest mean selection score among trials of `num_classes`
+    (study.select.rank); None if no trial can be selected."""
+    t = trials[trials["num_classes"] == num_classes]
+    rows = [{"experiment": r["experiment"], "config": r["config"], "score": float(r[BEST_METRIC]),
+             "checkpoint": r["checkpoint"], "status": r.get("status"), "index": i} for i, r in t.iterrows()]
+    groups = rank(rows)
+    if not groups:
         return None
-    t = t.assign(config_key=[(e, config_key(c)) for e, c in zip(t["experiment"], t["config"])])
-    agg = t.groupby("config_key", sort=False).agg(
-        experiment=("experiment", "first"), seeds=(BEST_METRIC, "size"), mean=(BEST_METRIC, "mean"),
-        std=(BEST_METRIC, "std"), min=(BEST_METRIC, "min"), max=(BEST_METRIC, "max"),
-        plain_val_accuracy=(VAL_ACCURACY + AT_BEST, "mean"), stress_auc=(VAL_SHIFT_AUC + AT_BEST, "mean"),
-        label=("config_label", "first"))
-    agg = agg.sort_values(["mean", "experiment"], ascending=[False, True], kind="stable")
-    best_key = agg.index[0]
-    members = t[t["config_key"] == best_key]
-    row = members.loc[members[BEST_METRIC].idxmax()]
-    sigma, _ = pooled_seed_std(t)
-    seeds = int(agg.iloc[0]["seeds"])
-    n = len(agg)
+    table = pd.DataFrame([{
+        "experiment": g["experiment"], "label": t.loc[g["members"][0]["index"], "config_label"], "seeds": g["seeds"],
+        f"mean {BEST_METRIC}": g["mean"], "std (seeds)": g["std"],
+        "min": min(m["score"] for m in g["members"]), "max": max(m["score"] for m in g["members"]),
+        f"mean plain {VAL_ACCURACY}": t.loc[[m["index"] for m in g["members"]], VAL_ACCURACY + AT_BEST].mean(),
+        "mean stress AUC": t.loc[[m["index"] for m in g["members"]], VAL_SHIFT_AUC + AT_BEST].mean()} for g in groups])
+    sigma, _ = pooled_seed_std(groups)
+    seeds, n = groups[0]["seeds"], len(groups)
     bias = sigma / np.sqrt(seeds) * expected_max_normal(n) if sigma is not None else None
-    margin = float(agg.iloc[0]["mean"] - agg.iloc[1]["mean"]) if n > 1 else None
-    table = agg.reset_index(drop=True)[["experiment", "label", "seeds", "mean", "std", "min", "max",
-                                         "plain_val_accuracy", "stress_auc"]]
-    table = table.rename(columns={"mean": f"mean {BEST_METRIC}", "std": "std (seeds)",
-                                  "plain_val_accuracy": f"mean plain {VAL_ACCURACY}", "stress_auc": "mean stress AUC"})
-    return Choice(row, table, n, seeds, sigma, bias, margin)
+    margin = groups[0]["mean"] - groups[1]["mean"] if n > 1 else None
+    return Choice(t.loc[groups[0]["members"][0]["index"]], table, n, seeds, sigma, bias, margin)

@@ -50,3 +50,17 @@ def test_one_selection_metric_everywhere():
     from study.tuner import build_scheduler
     assert METRIC == VAL_SHIFT_BACC and ASHA_METRIC == METRIC and BEST_METRIC == "best_" + METRIC
     assert build_scheduler({"grace_period": 2, "reduction_factor": 2}, 10).metric == METRIC
+
+
+def test_rank_skips_what_cannot_be_selected_and_keeps_the_best_seed_first():
+    from study.select import rank
+    rows = [{"experiment": "e", "config": {"lr": 1, "seed": s}, "score": v, "checkpoint": "c"}
+            for s, v in ((1, 0.7), (2, 0.9))]
+    rows += [{"experiment": "e", "config": {"lr": 2, "seed": 1}, "score": 0.99, "checkpoint": "c", "status": "diverged"},
+             {"experiment": "e", "config": {"lr": 3, "seed": 1}, "score": float("nan"), "checkpoint": "c"},
+             {"experiment": "e", "config": {"lr": 4, "seed": 1}, "score": 0.95, "checkpoint": ""},
+             {"experiment": "f", "config": {"lr": [1, 2], "seed": 1}, "score": 0.75, "checkpoint": "c"}]
+    g = rank(rows)
+    assert [x["experiment"] for x in g] == ["e", "f"]
+    assert g[0]["mean"] == pytest.approx(0.8) and g[0]["seeds"] == 2 and g[0]["members"][0]["score"] == 0.9
+    assert g[1]["std"] is None

@@ -8,8 +8,9 @@ checkpoint's data fields; never a test split), chooses the binary headline thres
 report does (analysis.threshold: Youden's J on the stress validation; the Q2 best-F1 threshold is
 recorded too), and writes OUT: an inference-only checkpoint whose `release` entry holds the
 threshold, its rule, the validation figures, the data description, the training command and the
-date. `python -m study.predict` loads models/binary.pt and models/three_class.pt by default.
-Prints the release entry as JSON. Scores and chooses only: it never trains.
+date; and rewrites OUT's folder's MODEL_CARD.md from every shipped model's release entry there.
+`python -m study.predict` loads models/binary.pt and models/three_class.pt by default. Prints the
+release entry as JSON. Scores and chooses only: it never trains.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis import card
 from analysis import threshold as athreshold
 from analysis.metrics import binary_metrics, multiclass_metrics
 from study import checkpoint as ckpt_io
@@ -53,6 +55,8 @@ def release(checkpoint: str, data: str | None, out: Path, command: str) -> dict:
         info.update({"validation": _multiclass_figures(vp.y, vp.probs),
                      "stress_validation": _multiclass_figures(vp.y_stress, vp.probs_stress)})
     ckpt_io.save(out, {**ckpt, "release": info}, inference_only=True)
+    releases = {p.name: ckpt_io.load(p).get("release") for p in sorted(out.parent.glob("*.pt"))}
+    (out.parent / "MODEL_CARD.md").write_text(card.shipped_markdown({k: v for k, v in releases.items() if v}))
     return info
 
 

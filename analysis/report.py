@@ -49,7 +49,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
-    from analysis import sections
+    from analysis import card, sections
     from analysis import threshold as athreshold  # module attribute calls: tests can spy on choose_threshold
     from analysis.answers import answer
     from analysis.curves import convergence_figure
@@ -111,6 +111,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
                 tables[f"test {r.selection.task}"] = r.summary
     if selections:
         sections.test_section(body, tests, seeds)
+    card.section(body, tests)
 
     doc = Doc(f"Pneumonia CNN study report: {res.root}")
     overview(doc, res, trials, selected, headline, tests, seeds)

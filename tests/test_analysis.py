@@ -88,7 +88,8 @@ def test_report_files_and_one_csv_row_per_trial(spied, quick_results):
     assert (csv["epochs_run"] <= csv["epoch_budget"]).all()
     md = (out / "report.md").read_text()
     for section in ("## Experiment: quick", "## Decision thresholds (chosen on validation)", "Headline threshold",
-                    "compared, one seed each", "ranked by mean",
+                    "compared, one seed each", "ranked by mean", "## Model card", "not for clinical use",
+                    "Kermany, Zhang and Goldbaum (2018)", "Known train/test shift",
                     "## Test evaluation (once, after selection)", "Kermany et al. 2018", "Not directly comparable"):
         assert section in md, section
 

@@ -53,8 +53,8 @@ def save(path: str | Path, ckpt: dict, inference_only: bool = False) -> Path:
     state (last weights, optimizer), as for a shipped model."""
     p = Path(path)
     if p.suffix != ".pt":
-        p.mkdir(parents=True, exist_ok=True)
         p = p / FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
     body = {**ckpt, "format_version": FORMAT_VERSION}
     if inference_only:
         body = {k: v for k, v in body.items() if k in INFERENCE_KEYS}

@@ -20,6 +20,7 @@ SAMPLE_IMAGES = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))
 def test_release_packages_threshold_figures_and_card(tmp_path, capsys):
     from analysis import release
     assert train.main(["--set", "resolution=32", "--set", "epochs=1", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
     out = tmp_path / "models" / "binary.pt"
     assert release.main([str(tmp_path / "run"), "--out", str(out), "--command", "python -m study.train ..."]) == 0
     info = json.loads(capsys.readouterr().out)

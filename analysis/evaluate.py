@@ -1,17 +1,17 @@
-"""The test evaluation, once, after selection: the ONLY module that reads the test split.
+"""The test evaluation, once, after selection: the ONLY module that reads the test split. Inference only.
 
 `run_test` gets selections that are already fixed (configuration from the mean selection score
 over seeds, thresholds from validation: best F1, and the headline Youden's J on the stress
-validation; analysis.threshold), reads the test split with study.data.load_test once per data
-configuration (the official test/ when the data set has one, else the patient-level hold-out
-carved from train), retrains each selected configuration from scratch over N seeds
-(study.train.fit on study.data.prepare: train and validation only, keeping the best validation
-epoch as the study does) and evaluates every seed's model on the test images. If there is no
-test split at all (load_test raises UserError), the result carries that message instead.
+validation; analysis.threshold), each with the checkpoints of the models to score: the study's
+confirmation-stage models of that configuration (STORAGE/confirm-binary, confirm-3class: seeds
+that took no part in selection) when the study ran that stage, else the configuration's own
+trials. It reads the test split with study.data.load_test once per data configuration (the
+official test/ when the data set has one, else the patient-level hold-out carved from train) and
+predicts it with every model. Nothing here trains. If there is no test split at all (load_test
+raises UserError), the result carries that message instead.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 
 from analysis.metrics import BINARY, binary_metrics, bootstrap_ci, multiclass_metrics
-from analysis.threshold import prepared
-from study import data as sdata  # module attribute calls: tests can spy on load_test/prepare
-from study.config import TrainConfig, UserError
+from study import checkpoint as ckpt_io
+from study import data as sdata  # module attribute calls: tests can spy on load_test
+from study.config import BEST_METRIC, TrainConfig, UserError
 from study.data import CLASSES
-from study.train import evaluate, fit, pick_device
+from study.train import evaluate, model_from, pick_device
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Selection:
     cfg: TrainConfig
     thresholds: dict = field(default_factory=dict)  # binary: rule -> threshold, chosen on validation; {} for 3-class
     root: str | None = None   # data set folder (None: the bundled sample)
+    models: tuple = ()        # checkpoints of the models scored on the test split
+    models_from: str = ""     # where they come from, for the report
 
     @property
     def headline(self) -> float | None:
@@ -56,7 +58,7 @@ class TestResult:
     n_images: int = 0
     class_counts: dict = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
-    retrain: pd.DataFrame | None = None     # seed, best validation accuracy, best epoch
+    retrain: pd.DataFrame | None = None     # per model: checkpoint, seed, kept epoch, its selection score
     per_seed: pd.DataFrame | None = None    # one row per seed (and threshold, for binary)
     summary: pd.DataFrame | None = None     # one row per metric
     confusion: list | None = None           # 3-class: summed over seeds
@@ -70,19 +72,16 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _retrain(sel: Selection, n_seeds: int, cache: dict, x_test: torch.Tensor, y_test: np.ndarray):
-    """Fit sel.cfg with seeds 0..n-1 on train/validation; -> (retrain frame, test probabilities [seeds, ...])."""
+def _predict(sel: Selection, x_test: torch.Tensor, y_test: np.ndarray):
+    """Every model of sel on the test images; -> (models frame, test probabilities [models, ...])."""
     device = pick_device()
-    data = prepared(sel.root, sel.cfg, cache)
     rows, probs = [], []
-    for seed in range(n_seeds):
-        cfg = dataclasses.replace(sel.cfg, seed=seed)
-        _log(f"  retraining {sel.experiment}/{sel.trial_id} with seed {seed} ({cfg.epochs} epochs) ...")
-        state = fit(cfg, data, device=device)
-        state.model.load_state_dict(state.best_state)  # the best validation epoch, as the study keeps
-        _, p = evaluate(state.model, None, x_test.to(device), torch.from_numpy(y_test).to(device), cfg)
-        rows.append({"seed": seed, "best validation accuracy": state.best_metric, "best epoch": state.best_epoch,
-                     "epochs run": state.epoch})
+    for path in sel.models:
+        ckpt = ckpt_io.load(path)
+        model, cfg = model_from(ckpt, device, where=str(path))
+        _, p = evaluate(model, None, x_test.to(device), torch.from_numpy(y_test).to(device), cfg)
+        rows.append({"checkpoint": str(path), "seed": cfg.seed, "kept epoch": ckpt.get("best_epoch"),
+                     "epochs run": ckpt.get("epoch"), BEST_METRIC: ckpt.get("best_metric")})
         probs.append(p)
     return pd.DataFrame(rows), np.stack(probs)
 
@@ -122,8 +121,8 @@ def _multiclass(res: TestResult, y: np.ndarray, P: np.ndarray) -> None:
     res.confusion = np.sum([m["confusion"] for m in per], axis=0).tolist()
 
 
-def run_test(selections: list[Selection], n_seeds: int, cache: dict) -> list[TestResult]:
-    """Read the test split (once per data configuration), retrain every selection over n_seeds, evaluate."""
+def run_test(selections: list[Selection]) -> list[TestResult]:
+    """Read the test split (once per data configuration) and score every selection's models on it."""
     selections = list(selections)  # fixed from here on
     tests: dict = {}
     results = []
@@ -143,8 +142,9 @@ def run_test(selections: list[Selection], n_seeds: int, cache: dict) -> list[Tes
         y = sdata.targets(split.labels3, sel.cfg.num_classes)
         res.n_images = len(y)
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
-        res.seeds = list(range(n_seeds))
         x = torch.from_numpy(np.ascontiguousarray(split.images))
-        res.retrain, P = _retrain(sel, n_seeds, cache, x, y)
+        _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
+        res.retrain, P = _predict(sel, x, y)
+        res.seeds = res.retrain["seed"].tolist()
         (_binary if sel.cfg.num_classes == 2 else _multiclass)(res, y, P)
     return results

@@ -1,6 +1,6 @@
 """Build the study report from a results tree on disk: HTML, Markdown, trials.csv and figures.
 
-    python -m analysis.report RESULTS_DIR --out DIR [--data ROOT] [--seeds N] [--wandb PROJECT]
+    python -m analysis.report RESULTS_DIR --out DIR [--data ROOT] [--no-test] [--wandb PROJECT]
 
 prints progress on stderr and, at the end, the path of DIR/report.html on stdout. Writes
 DIR/report.html (self-contained: figures embedded as base64 PNG), DIR/report.md, DIR/trials.csv
@@ -8,8 +8,9 @@ DIR/report.html (self-contained: figures embedded as base64 PNG), DIR/report.md,
 
 RESULTS_DIR: one experiment folder (STORAGE/EXPERIMENT, e.g. results/quick) or a storage root
 holding several. --data: the data set (default: the data_root each study.json recorded; none =
-the bundled sample). --seeds: retrainings of the selected configuration for the test evaluation
-(default 3; 0 stops at validation). --wandb: also log the tables and figures as one W&B run.
+the bundled sample). --no-test: stop at validation. The report only reads results and runs
+inference: the test figures come from the study's confirmation stage (study.run --confirm-seeds,
+STORAGE/confirm-*), else from the selected configuration's own trials; it never trains.
 Order of work: trials -> selection (mean selection score over seeds: balanced accuracy on the
 stress validation) -> thresholds (best F1 on validation, the seed's Q2; headline: Youden's J on
 the stress validation) -> the test split, read once (analysis.evaluate). A usage mistake prints one `error: ...` line, exit 2.
@@ -20,6 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dataclasses import replace
 
 from analysis.load import BEST_EPOCH, csv_frame, load_results
 from study.config import BEST_METRIC, METRIC, UserError
@@ -43,9 +46,7 @@ def _importance(trials, keys, scope, out):
     return imp, fig
 
 
-def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_project: str | None) -> Path:
-    if seeds < 0:
-        raise UserError(f"--seeds {seeds}: expected 0 (stop at validation) or more")
+def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
@@ -94,27 +95,30 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
         sections.threshold_section(body, f1_t, headline, table, stress_table, pr, vp, float(selected[BEST_METRIC]))
         figures.append(pr)
         tables.update({"threshold (validation)": table, "threshold (stress validation)": stress_table})
-        selections.append(sel)
+        selections.append(replace(sel, **_models(res, choice, "binary")))
         control = _seed_recipe_control(res, trials, selected)
         if control is not None:  # the seed's own recipe, evaluated beside the winner (issue 11)
-            selections.append(_thresholds("binary control: the seed's recipe", control, root_of, cache)[0])
+            sel = _thresholds("binary control: the seed's recipe", control.row, root_of, cache)[0]
+            selections.append(replace(sel, models=tuple(control.checkpoints),
+                                      models_from=f"the baseline experiment's {len(control.checkpoints)} seed(s)"))
     if three is not None:
         vp3 = athreshold.validation_predictions(three["checkpoint"], root_of(three), cache)
         sections.three_class_section(body, three, multiclass_metrics(vp3.y, vp3.probs), vp3.description)
-        selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, root_of(three)))
+        selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, root_of(three),
+                                    **_models(res, choice3, "3class")))
     tests = []
-    if selections and seeds:
-        _log(f"selection fixed; test evaluation over {seeds} seed(s) ...")
-        tests = run_test(selections, seeds, cache)
+    if selections and test:
+        _log("selection fixed; the test split, once ...")
+        tests = run_test(selections)
         for r in tests:
             if r.summary is not None:
                 tables[f"test {r.selection.task}"] = r.summary
     if selections:
-        sections.test_section(body, tests, seeds)
+        sections.test_section(body, tests, test)
     card.section(body, tests)
 
     doc = Doc(f"Pneumonia CNN study report: {res.root}")
-    overview(doc, res, trials, selected, headline, tests, seeds)
+    overview(doc, res, trials, selected, headline, tests, test)
     if data:
         recorded = {e.meta.get("data_root") or str(SAMPLE_ROOT) for e in res.experiments}
         norm = lambda r: str(find_root(r).resolve()) if Path(r).is_dir() else str(r)  # noqa: E731
@@ -126,10 +130,10 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
     if wandb_project:
         from analysis.wandb_log import log_report
         where = log_report(wandb_project, tables, figures, {"selected_trial": "" if selected is None else selected["trial_id"],
-                                                             "threshold": headline, "seeds": seeds}, out)
+                                                             "threshold": headline}, out)
         doc.p(f"Logged to W&B project `{wandb_project}` as one run ({len(tables)} tables, {len(figures)} figures): `{where}`.")
         _log(f"logged to W&B: {where}")
-    reproduce(doc, results_dir, out, data, seeds)
+    reproduce(doc, results_dir, out, data, test)
     (out / "report.md").write_text(to_markdown(doc))
     html = out / "report.html"
     html.write_text(to_html(doc))
@@ -149,16 +153,33 @@ def _thresholds(task: str, row, root_of, cache):
 
 
 def _seed_recipe_control(res, trials, selected):
-    """The baseline experiment's representative trial (the seed network and recipe), unless it is the selection."""
+    """The baseline experiment's configuration (the seed network and recipe) as a Choice, unless it is the selection."""
     from analysis.selection import choose
-    base = res.get("baseline")
-    if base is None or selected["experiment"] == "baseline":
+    if res.get("baseline") is None or selected["experiment"] == "baseline":
         return None
-    c = choose(trials[trials["experiment"] == "baseline"], 2)
-    return c.row if c else None
+    return choose(trials[trials["experiment"] == "baseline"], 2)
 
 
-def overview(doc: Doc, res, trials, selected, headline, tests, seeds) -> None:
+def _models(res, choice, task: str) -> dict:
+    """The models the test split scores for a chosen configuration: the confirmation stage's (fresh seeds) when
+    the study ran it for this configuration, else the configuration's own trials."""
+    from study.config import CONFIRM_PREFIX
+    from study.select import config_key
+    conf = res.get(CONFIRM_PREFIX + task)
+    if conf is not None:
+        ok = conf.trials[conf.trials["checkpoint"] != ""]
+        if len(ok) and all(config_key(c) == config_key(choice.row["config"]) for c in ok["config"]):
+            seeds = sorted(int(c["seed"]) for c in ok["config"])
+            return {"models": tuple(ok["checkpoint"]),
+                    "models_from": f"the confirmation stage ({conf.name}): the configuration retrained with seeds "
+                                   f"{', '.join(map(str, seeds))}, which took no part in selection"}
+    n = len(choice.checkpoints)
+    return {"models": tuple(choice.checkpoints),
+            "models_from": f"the configuration's own {n} trial(s) (no confirmation stage in this results tree: these "
+                           f"are the seeds selection saw, so the figures are optimistic)"}
+
+
+def overview(doc: Doc, res, trials, selected, headline, tests, test: bool) -> None:
     doc.h(2, "Overview")
     items = [f"{e.name}: {len(e.trials)} trials, {e.meta.get('question', '')}" for e in res.experiments]
     doc.bullets(items + [f"{d.name}: skipped, no study.json (unfinished or crashed; continue it with "
@@ -176,15 +197,15 @@ def overview(doc: Doc, res, trials, selected, headline, tests, seeds) -> None:
             doc.p(f"{r.selection.task} test evaluation: no test split ({r.error}).")
         elif r.selection.cfg.num_classes == 2:
             acc = r.summary[r.summary["metric"] == "accuracy"].iloc[0]
-            doc.p(f"{r.selection.task} test ({r.description}, {r.n_images} images, {len(r.seeds)} retrained seed(s)): "
+            doc.p(f"{r.selection.task} test ({r.description}, {r.n_images} images, {len(r.seeds)} model(s)): "
                   "accuracy " + ", ".join(f"{acc[f'at {t:.2f}: mean ± std']} at {t:.2f}" for t in r.selection.at())
                   + f" (headline threshold {r.selection.headline:.2f}).")
         else:
             m = r.summary.set_index("metric")["mean ± std"]
-            doc.p(f"3-class test ({r.n_images} images, {len(r.seeds)} seed(s)): accuracy {m['accuracy']}, "
+            doc.p(f"3-class test ({r.n_images} images, {len(r.seeds)} model(s)): accuracy {m['accuracy']}, "
                   f"macro-F1 {m['macro_f1']}.")
-    if seeds == 0:
-        doc.p("Test evaluation skipped (--seeds 0).")
+    if not test:
+        doc.p("Test evaluation skipped (--no-test).")
     doc.p(f"Every number above the test section is on validation data ({METRIC}); the test split is read only in "
           f"the test section, once, after the selection and the threshold were fixed.")
 
@@ -197,9 +218,10 @@ def wandb_section(doc: Doc, res, project) -> None:
                      for name, w in logged])
 
 
-def reproduce(doc: Doc, results_dir, out, data, seeds) -> None:
+def reproduce(doc: Doc, results_dir, out, data, test: bool) -> None:
     doc.h(2, "Reproduce")
-    doc.pre(f"python -m analysis.report {results_dir} --out {out}" + (f" --data {data}" if data else "") + f" --seeds {seeds}")
+    doc.pre(f"python -m analysis.report {results_dir} --out {out}" + (f" --data {data}" if data else "")
+            + ("" if test else " --no-test"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", metavar="RESULTS_DIR", help="STORAGE/EXPERIMENT (e.g. results/quick) or STORAGE")
     ap.add_argument("--out", required=True, type=Path, help="folder for report.html, report.md, trials.csv, figures")
     ap.add_argument("--data", default=None, help="data set folder (default: the one study.json recorded)")
-    ap.add_argument("--seeds", type=int, default=3, help="retrainings for the test evaluation (default 3; 0: none)")
+    ap.add_argument("--no-test", dest="test", action="store_false", help="stop at validation: do not read the test split")
     ap.add_argument("--wandb", default=None, metavar="PROJECT", help="log tables and figures to this W&B project")
     args = ap.parse_args(argv)
     try:
-        path = build(args.results, args.out, args.data, args.seeds, args.wandb)
+        path = build(args.results, args.out, args.data, args.test, args.wandb)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -148,10 +148,10 @@ def confusion_frame(cm) -> pd.DataFrame:
     return pd.DataFrame([[f"true {c}", *row] for c, row in zip(CLASSES, cm)], columns=["", *[f"pred {c}" for c in CLASSES]])
 
 
-def test_section(doc: Doc, results: list[TestResult], n_seeds: int) -> None:
+def test_section(doc: Doc, results: list[TestResult], test: bool) -> None:
     doc.h(2, "Test evaluation (once, after selection)")
-    if n_seeds == 0:
-        doc.p("Skipped (--seeds 0): the report stops at validation.")
+    if not test:
+        doc.p("Skipped (--no-test): the report stops at validation.")
         return
     for r in results:
         sel = r.selection
@@ -165,19 +165,18 @@ def test_section(doc: Doc, results: list[TestResult], n_seeds: int) -> None:
                  if sel.cfg.num_classes == 2 else "") + "). Read once, after the configuration"
               + (" and the thresholds (" + ", ".join(f"{v:.2f}: {k}" for k, v in sel.thresholds.items())
                  + ") were" if sel.thresholds else " was")
-              + f" fixed. The configuration was retrained from scratch with seeds {', '.join(map(str, r.seeds))} "
-              f"(train and validation only; each keeps its best validation epoch), and every seed's model predicts "
-              f"the test images.")
-        doc.table(r.retrain, "Retraining runs (validation)")
+              + f" fixed. Models scored: {sel.models_from}; each keeps its best epoch by {METRIC}, and each predicts "
+              f"the test images (inference only: the report trains nothing).")
+        doc.table(r.retrain, "The models scored on the test split (their own selection score on validation)")
         if sel.cfg.num_classes == 2:
-            doc.table(r.summary, f"Test metrics over {len(r.seeds)} seed(s): mean ± std (seeds) and 95% bootstrap interval")
+            doc.table(r.summary, f"Test metrics over {len(r.seeds)} model(s): mean ± std (models) and 95% bootstrap interval")
             doc.p(describe_bootstrap(len(r.seeds)))
             doc.table(r.per_seed, "Per seed: metrics and confusion counts (tn, fp, fn, tp) at each threshold")
             anchors_section(doc, r)
         else:
-            doc.table(r.summary, f"Test metrics over {len(r.seeds)} seed(s) (mean ± std)")
-            doc.table(r.per_seed, "Per seed")
-            doc.table(confusion_frame(r.confusion), f"Confusion matrix summed over {len(r.seeds)} seed(s) (rows: true)")
+            doc.table(r.summary, f"Test metrics over {len(r.seeds)} model(s) (mean ± std)")
+            doc.table(r.per_seed, "Per model")
+            doc.table(confusion_frame(r.confusion), f"Confusion matrix summed over {len(r.seeds)} model(s) (rows: true)")
 
 
 def _mean_ci(r: TestResult, metric: str, t: float) -> str:

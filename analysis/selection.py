@@ -38,6 +38,7 @@ def pooled_seed_std(groups: list[dict]) -> tuple[float | None, int]:
 @dataclass
 class Choice:
     row: pd.Series              # the representative trial (best seed of the best configuration)
+    checkpoints: list           # every trial of the best configuration (best seed first)
     table: pd.DataFrame         # configurations, best mean first
     n_configs: int
     seeds: int                  # seeds of the winner
@@ -80,4 +81,5 @@ def choose(trials: pd.DataFrame, num_classes: int) -> Choice | None:
     seeds, n = groups[0]["seeds"], len(groups)
     bias = sigma / np.sqrt(seeds) * expected_max_normal(n) if sigma is not None else None
     margin = groups[0]["mean"] - groups[1]["mean"] if n > 1 else None
-    return Choice(t.loc[groups[0]["members"][0]["index"]], table, n, seeds, sigma, bias, margin)
+    members = groups[0]["members"]
+    return Choice(t.loc[members[0]["index"]], [m["checkpoint"] for m in members], table, n, seeds, sigma, bias, margin)

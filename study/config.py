@@ -43,6 +43,7 @@ EPOCH_SECONDS = "epoch_seconds"
 BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
+CONFIRM_PREFIX = "confirm-"      # the confirmation stage's experiments (study/confirm.py); never selected from
 # What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
 # choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
 # plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes

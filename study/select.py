@@ -5,7 +5,7 @@ balanced accuracy on the stress validation). A configuration is the trials of on
 whose configs differ only in `seed`. It is ranked by the mean of its trials' scores (ties: by
 experiment name, then first seen), so one lucky seed does not win; its representative trial (the
 checkpoint a threshold or a shipped model starts from) is its best-scoring seed. Trials without a
-finite score or a kept model, and diverged ones, are never selected.
+finite score or a kept model, diverged ones, and the confirmation stage's repeats are never selected.
 
 study.run applies it to choose what the confirmation stage retrains; analysis.selection applies
 it to a results tree for the report. Neither has a copy of its own.
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from typing import Iterable
+
+from study.config import CONFIRM_PREFIX
 
 
 def hashable(v):
@@ -32,7 +34,7 @@ def config_key(config: dict) -> tuple:
 def selectable(row: dict) -> bool:
     score = row.get("score")
     return (isinstance(score, (int, float)) and math.isfinite(score) and bool(row.get("checkpoint"))
-            and row.get("status") != "diverged")
+            and row.get("status") != "diverged" and not str(row["experiment"]).startswith(CONFIRM_PREFIX))
 
 
 def rank(rows: Iterable[dict]) -> list[dict]:

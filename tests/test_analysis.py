@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import analysis.report as report
 import analysis.threshold as athreshold
@@ -58,14 +59,19 @@ def spied(quick_results, tmp_path_factory):
         events.append(("youden", np.array(y_stress)))
         return real_youden(y_stress, probs_stress)
 
+    def no_training(*a, **k):
+        raise AssertionError("the report must not train: backward() was called in its process")
+
     mp = pytest.MonkeyPatch()
     mp.setattr(athreshold, "youden_threshold", youden)
+    mp.setattr(torch.Tensor, "backward", no_training)  # issue 14: the report only reads and runs inference
+    mp.setattr(torch.autograd, "backward", no_training)
     mp.setattr(sdata, "prepare", prepare)
     mp.setattr(sdata, "load_test", load_test)
     mp.setattr(athreshold, "choose_threshold", choose)
     out = tmp_path_factory.mktemp("report") / "quick-report"
     try:
-        rc = report.main([str(quick_results), "--out", str(out), "--seeds", "2"])
+        rc = report.main([str(quick_results), "--out", str(out)])
     finally:
         mp.undo()
     return {"rc": rc, "out": out, "events": events}
@@ -177,7 +183,7 @@ def test_storage_root_and_wandb_offline(quick_results, tmp_path):
     (tmp_path / "wb").mkdir()
     out = tmp_path / "rep"
     proc = subprocess.run([sys.executable, "-m", "analysis.report", str(quick_results.parent), "--out", str(out),
-                           "--seeds", "1", "--wandb", "pneumonia-test"], cwd=REPO, env=env, capture_output=True,
+                           "--wandb", "pneumonia-test"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.html")
@@ -210,7 +216,7 @@ def test_bootstrap_statistic_matches_scikit_learn():
 @pytest.mark.slow
 def test_no_test_split_stops_at_validation(quick_results):
     """The bundled sample has no test/; with holdout_fraction=0 there is nothing to evaluate on:
-    run_test says so and trains nothing."""
+    run_test says so and scores nothing."""
     import dataclasses
 
     from analysis.evaluate import Selection, run_test
@@ -220,9 +226,10 @@ def test_no_test_split_stops_at_validation(quick_results):
     from study.train import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)
-    results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None)], 2, {})
+    results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None,
+                                  models=(best["checkpoint"],))])
     assert results[0].error and "nothing to evaluate on" in results[0].error
     assert results[0].retrain is None
     doc = Doc("t")
-    test_section(doc, results, 2)
+    test_section(doc, results, True)
     assert "No test split" in to_markdown(doc)

@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 from pyarrow import fs as pafs
 
+from analysis.tree import Tree
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
                           TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
                           VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, UserError)
-from analysis.tree import Tree
 
 RAY_ITERATION = "training_iteration"  # Ray's keys in result.json
 RAY_TRIAL_ID = "trial_id"

@@ -159,6 +159,14 @@ def test_every_cluster_command_passes_data_from_s3(cluster, readme, rayjob):
     for c in commands:
         assert "--data s3://YOUR-BUCKET/chest_xray" in c, c
     assert "s3://YOUR-BUCKET/chest_xray" in cluster_comments(), "cluster.yaml's header shows the --data to pass"
+    # and the cluster commands in the top-level README and study/run.py's usage text (its docstring)
+    for source in (REPO / "README.md", REPO / "study" / "run.py"):
+        text = source.read_text()
+        text = (text.split('"""')[1] if source.suffix == ".py" else text).replace("\\\n", " ")
+        submits = [l for l in text.splitlines() if re.search(r"ray (job )?submit ", l)]
+        assert submits, source
+        for line in submits:
+            assert "--data s3://" in line and "--address auto" in line, f"{source.name}: {line}"
 
 
 def cluster_comments() -> str:

@@ -64,6 +64,8 @@ def test_lock_pins_every_package_including_the_tested_ray_and_torch():
     for package in ("ray", "torch", "torchvision"):
         assert pins[package] == version(package), f"{package}: lock {pins[package]}, tests ran {version(package)}"
     assert pins["ray"] == ray.__version__
+    ray_spec = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "ray")
+    assert str(ray_spec.specifier) == f"=={pins['ray']}", "pyproject pins the image's Ray: laptop and cluster agree"
     assert canonicalize_name(PYPROJECT["project"]["name"]) not in pins, "the project is installed from source"
 
 

@@ -1,4 +1,4 @@
-"""Build the study report from a results tree on disk: HTML, Markdown, trials.csv and figures.
+"""Build the study report from a results tree (a folder or s3://...): HTML, Markdown, trials.csv and figures.
 
     python -m analysis.report RESULTS --out DIR [--data ROOT] [--seeds N] [--wandb PROJECT]
 
@@ -10,8 +10,9 @@ RESULTS: one experiment (STORAGE/EXPERIMENT, e.g. results/quick) or a storage ro
 several, a local folder or where study.run's --storage wrote it (s3://BUCKET/PREFIX, gs://...,
 read in place; only the checkpoints the report loads are copied here, to a temporary folder).
 --data: the data set, a folder or an s3:// prefix copied once to the image cache (default: the
-data_root each study.json recorded; none = the bundled sample). --seeds: retrainings of the selected configuration for the test evaluation
-(default 3; 0 stops at validation). --wandb: also log the tables and figures as one W&B run.
+data_root each study.json recorded; none = the bundled sample). --seeds: retrainings of the
+selected configuration for the test evaluation (default 3; 0 stops at validation). --wandb:
+also log the tables and figures as one W&B run.
 Order of work: trials -> selection (mean selection score over seeds: balanced accuracy on the
 stress validation) -> thresholds (best F1 on validation, the seed's Q2; headline: Youden's J on
 the stress validation) -> the test split, read once (analysis.evaluate). A usage mistake prints one `error: ...` line, exit 2.

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from analysis.metrics import BINARY, binary_metrics, bootstrap_ci, multiclass_metrics
+from analysis.tree import local_checkpoint
 from study import checkpoint as ckpt_io
 from study import data as sdata  # module attribute calls: tests can spy on load_test
 from study.config import BEST_METRIC, TrainConfig, UserError
@@ -77,7 +78,7 @@ def _predict(sel: Selection, x_test: torch.Tensor, y_test: np.ndarray):
     device = pick_device()
     rows, probs = [], []
     for path in sel.models:
-        ckpt = ckpt_io.load(path)
+        ckpt = ckpt_io.load(local_checkpoint(path))  # a remote tree's checkpoint is copied here first
         model, cfg = model_from(ckpt, device, where=str(path))
         _, p = evaluate(model, None, x_test.to(device), torch.from_numpy(y_test).to(device), cfg)
         rows.append({"checkpoint": str(path), "seed": cfg.seed, "kept epoch": ckpt.get("best_epoch"),

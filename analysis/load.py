@@ -1,32 +1,40 @@
 """Read a results tree (written by `python -m study.run`) into pandas frames; reads files only.
 
-    python -m analysis.load RESULTS_DIR
+    python -m analysis.load RESULTS            # RESULTS: a folder, or s3://BUCKET/PREFIX[/EXPERIMENT]
 
-prints one line per experiment found: its trials, epochs run and best validation accuracy.
+prints one line per experiment found: its trials, epochs run and best selection score.
 
-RESULTS_DIR is one experiment folder (STORAGE/EXPERIMENT, holding study.json and one folder per
-Ray trial) or a storage root holding several. Per trial folder: params.json (the full config),
-result.json (one JSON line per epoch: our metric names plus Ray's training_iteration, trial_id,
-done...) and checkpoint_NNNNNN/checkpoint.pt (study/checkpoint.py: the kept epoch's weights, config...).
+RESULTS is one experiment (STORAGE/EXPERIMENT, holding study.json and one folder per Ray trial)
+or a storage root holding several, wherever study.run's --storage put it: a local folder, or a URI
+that pyarrow.fs opens (s3://, gs://, hdfs://, file://; S3 honours the AWS_* environment, e.g.
+AWS_ENDPOINT_URL for another S3 server). Remote trees are read in place, one listing per
+experiment and then only study.json, params.json and result.json per trial; a checkpoint is
+copied to this machine only when the report loads it (analysis.tree.local_checkpoint). Per trial folder:
+params.json (the full config), result.json (one JSON line per epoch: our metric names plus Ray's
+training_iteration, trial_id, done...) and checkpoint_NNNNNN/checkpoint.pt (study/checkpoint.py: the kept epoch's
+weights, config...).
 """
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from pyarrow import fs as pafs
 
-from study.checkpoint import FILE as CHECKPOINT_FILE
-
+from analysis.tree import Tree
+from study.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
                           TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
                           VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, UserError)
 
-RAY_ITERATION = "training_iteration"  # Ray's keys in result.json
-RAY_TRIAL_ID = "trial_id"
+RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
 # plain validation, then the stress validation (what selection scores)
 VAL_METRICS = (VAL_ACCURACY, VAL_LOSS, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1, VAL_BACC,
                VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
@@ -34,6 +42,7 @@ SELECTION_SCORE = "selection_score"  # trials.csv: the exact value the study sel
 CURVE_METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACCURACY, VAL_ACCURACY)
 AT_BEST, LAST = "_at_best", "_last"  # trials columns: f"{VAL_F1}{AT_BEST}" = val F1 of the best epoch
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
+_READERS = 16  # parallel reads of a remote tree (one request each)
 
 
 def fmt(v) -> str:
@@ -52,7 +61,7 @@ def hashable(v):
 @dataclass
 class Experiment:
     name: str
-    path: Path
+    path: str                 # local folder or URI (s3://BUCKET/PREFIX/EXPERIMENT)
     meta: dict                # study.json
     trials: pd.DataFrame      # one row per trial folder (see _trial_row)
     epochs: pd.DataFrame      # one row per trial and epoch: experiment, trial_id, label, EPOCH, metrics
@@ -76,9 +85,9 @@ class Experiment:
 
 @dataclass
 class Results:
-    root: Path
+    root: str                 # as given: a local folder or a URI
     experiments: list[Experiment]
-    unfinished: list[Path] = field(default_factory=list)  # experiment folders without study.json
+    unfinished: list[str] = field(default_factory=list)  # experiment folders (or URIs) without study.json
 
     def trials(self) -> pd.DataFrame:
         return pd.concat([e.trials for e in self.experiments], ignore_index=True)
@@ -87,11 +96,9 @@ class Results:
         return next((e for e in self.experiments if e.name == name), None)
 
 
-def _read_lines(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
+def _parse_lines(text: str) -> list[dict]:
     out = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:  # a line cut short by a killed run
@@ -99,9 +106,11 @@ def _read_lines(path: Path) -> list[dict]:
     return out
 
 
-def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """The trial's newest checkpoint_NNNNNN/ (its checkpoint.pt holds the kept epoch's weights)."""
-    ckpts = sorted(p for p in trial_dir.glob("checkpoint_*") if (p / CHECKPOINT_FILE).is_file())
+def latest_checkpoint(files: set[str]) -> str | None:
+    """Of a trial folder's files (paths relative to it), its newest checkpoint_NNNNNN/ holding
+    CHECKPOINT_FILE (study/checkpoint.py: the kept epoch's weights), as a relative folder name."""
+    ckpts = sorted(f.split("/")[0] for f in files
+                   if f.startswith("checkpoint_") and f.endswith("/" + CHECKPOINT_FILE) and f.count("/") == 1)
     return ckpts[-1] if ckpts else None
 
 
@@ -109,12 +118,13 @@ def label(config: dict, searched: list[str]) -> str:
     return ", ".join(f"{k}={fmt(config.get(k))}" for k in searched) or "(no searched values)"
 
 
-def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
+def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict) -> tuple[dict, pd.DataFrame]:
+    """One trial folder `d` (a path on tree.fs) whose files (relative to it) are `files`."""
     searched = list(meta.get("searched") or [])
-    config = json.loads((d / "params.json").read_text()) if (d / "params.json").is_file() else {}
-    records = _read_lines(d / "result.json")
-    m = _TRIAL_ID.search(d.name)
-    trial_id = next((r[RAY_TRIAL_ID] for r in records if RAY_TRIAL_ID in r), m.group(1) if m else d.name)
+    config = json.loads(tree.read(f"{d}/params.json")) if "params.json" in files else {}
+    records = _parse_lines(tree.read(f"{d}/result.json").decode()) if "result.json" in files else []
+    m = _TRIAL_ID.search(posixpath.basename(d))
+    trial_id = next((r[RAY_TRIAL_ID] for r in records if RAY_TRIAL_ID in r), m.group(1) if m else posixpath.basename(d))
     epochs = pd.DataFrame(records)
     if len(epochs) and EPOCH in epochs:
         epochs = epochs.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH)  # a restarted trial repeats epochs
@@ -132,7 +142,7 @@ def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
     last = records[-1] if records else {}
     run = int(epochs[EPOCH].max()) if len(epochs) else 0
     early = bool(last.get(EARLY_STOPPED, False))
-    error = (d / "error.txt").is_file()
+    error = "error.txt" in files
     row = {"experiment": exp, "trial_id": trial_id, "label": lab, "config_label": config_label,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
@@ -143,65 +153,96 @@ def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
     for mname in VAL_METRICS:
         row[mname + AT_BEST] = float(best[mname].iloc[0]) if len(best) and mname in best else float("nan")
         row[mname + LAST] = float(epochs[mname].iloc[-1]) if len(epochs) and mname in epochs else float("nan")
-    ckpt = latest_checkpoint(d)
-    row.update({"num_classes": int(config.get("num_classes", 2)), "error": error, "path": str(d),
-                "checkpoint": str(ckpt) if ckpt else "", "config": {k: hashable(v) for k, v in config.items()}})
+    ckpt = latest_checkpoint(files)
+    row.update({"num_classes": int(config.get("num_classes", 2)), "error": error, "path": tree.name(d),
+                "checkpoint": tree.name(f"{d}/{ckpt}") if ckpt else "",
+                "config": {k: hashable(v) for k, v in config.items()}})
     return row, epochs
 
 
-def load_experiment(path: Path) -> Experiment:
+def _load(tree: Tree, path: str) -> Experiment:
+    """The experiment at `path` on tree.fs: one recursive listing, then its study.json and each
+    trial's params.json and result.json (read in parallel: on S3 each is one request)."""
+    where = tree.name(path)
+    files: dict[str, set[str]] = defaultdict(set)
+    for f in tree.listing(path, recursive=True):
+        rel = f.path[len(path):].strip("/")
+        if f.type == pafs.FileType.File and "/" in rel:
+            trial, rest = rel.split("/", 1)
+            files[trial].add(rest)
     try:
-        meta = json.loads((path / STUDY_FILE).read_text())
+        meta = json.loads(tree.read(f"{path}/{STUDY_FILE}"))
     except json.JSONDecodeError as e:
-        raise UserError(f"{path / STUDY_FILE}: not valid JSON ({e}); re-run the experiment with python -m study.run") from None
-    name = meta.get("experiment") or path.name
-    dirs = sorted(d for d in path.iterdir() if d.is_dir() and ((d / "params.json").is_file() or (d / "result.json").is_file()))
+        raise UserError(f"{where}/{STUDY_FILE}: not valid JSON ({e}); re-run the experiment with python -m study.run") from None
+    name = meta.get("experiment") or posixpath.basename(path)
+    dirs = sorted(d for d, fs in files.items() if "params.json" in fs or "result.json" in fs)
     if not dirs:
-        raise UserError(f"{path}: has {STUDY_FILE} but no trial folders (params.json/result.json); "
+        raise UserError(f"{where}: has {STUDY_FILE} but no trial folders (params.json/result.json); "
                         f"re-run it with python -m study.run --experiment {name} --overwrite")
-    rows, frames = zip(*(_trial(name, d, meta) for d in dirs))
+    with ThreadPoolExecutor(min(_READERS, len(dirs))) as pool:
+        rows, frames = zip(*pool.map(lambda d: _trial(name, tree, f"{path}/{d}", files[d], meta), dirs))
     trials = pd.DataFrame(list(rows)).sort_values("trial_id", ignore_index=True)
     epochs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=["experiment", "trial_id", "label", EPOCH, *CURVE_METRICS])
-    return Experiment(name, path, meta, trials, epochs)
+    return Experiment(name, where, meta, trials, epochs)
 
 
-def find_experiments(results_dir: str | Path) -> list[Path]:
-    root = Path(results_dir).expanduser()
-    if "://" in str(results_dir):
-        raise UserError(f"{results_dir}: remote storage; copy it first (e.g. aws s3 sync {results_dir} results) "
-                        f"and pass the local folder")
-    if not root.is_dir():
-        raise UserError(f"{root}: no such folder; pass the folder written by python -m study.run "
-                        f"(STORAGE/EXPERIMENT, e.g. results/quick, or STORAGE itself)")
-    if (root / STUDY_FILE).is_file():
-        return [root]
-    found = sorted(d for d in root.iterdir() if d.is_dir() and (d / STUDY_FILE).is_file())
+def load_experiment(path: str | Path) -> Experiment:
+    """One experiment folder (STORAGE/EXPERIMENT), local or a URI."""
+    tree = Tree.of(path)
+    return _load(tree, tree.base)
+
+
+def _find(tree: Tree) -> tuple[list[str], list[str]]:
+    """(experiment paths, unfinished experiment paths) on tree.fs; UserError when it is not a results tree."""
+    given = tree.given
+    info, study = tree.info([tree.base, f"{tree.base}/{STUDY_FILE}"])
+    if info.type == pafs.FileType.NotFound:
+        if tree.local:
+            raise UserError(f"{given}: no such folder; pass the folder written by python -m study.run "
+                            f"(STORAGE/EXPERIMENT, e.g. results/quick, or STORAGE itself)")
+        raise UserError(f"{given}: nothing there; pass the --storage URI python -m study.run wrote to "
+                        f"(STORAGE, e.g. s3://BUCKET/study, or STORAGE/EXPERIMENT)")
+    if info.type != pafs.FileType.Directory:
+        raise UserError(f"{given}: is a file; pass the folder written by python -m study.run (STORAGE/EXPERIMENT or STORAGE)")
+    if study.type == pafs.FileType.File:
+        return [tree.base], []
+    subdirs = sorted(f.path.rstrip("/") for f in tree.listing(tree.base) if f.type == pafs.FileType.Directory)
+    marked = tree.info([f"{d}/{STUDY_FILE}" for d in subdirs])
+    found = [d for d, m in zip(subdirs, marked) if m.type == pafs.FileType.File]
     if not found:
-        raise UserError(f"{root}: not a results tree (no {STUDY_FILE} in it or its subfolders); pass "
+        raise UserError(f"{given}: not a results tree (no {STUDY_FILE} in it or its subfolders); pass "
                         f"STORAGE/EXPERIMENT written by python -m study.run (e.g. results/quick) once it has finished")
-    return found
+    unfinished = [d for d, m in zip(subdirs, marked) if m.type != pafs.FileType.File and any(
+        posixpath.basename(f.path).startswith("experiment_state-") for f in tree.listing(d))]
+    return found, unfinished
+
+
+def find_experiments(results_dir: str | Path) -> list[str]:
+    """The finished experiments (folders or URIs holding study.json) in a results tree: the tree itself
+    when it is one experiment, else its subfolders that are."""
+    tree = Tree.of(results_dir)
+    return [tree.name(p) for p in _find(tree)[0]]
 
 
 def load_results(results_dir: str | Path) -> Results:
-    """Every experiment under `results_dir`; UserError when it is not a results tree."""
-    found = find_experiments(results_dir)
-    root = Path(results_dir).expanduser()
-    unfinished = [] if found == [root] else sorted(
-        d for d in root.iterdir() if d.is_dir() and not (d / STUDY_FILE).is_file() and any(d.glob("experiment_state-*.json")))
-    return Results(root, [load_experiment(p) for p in found], unfinished)
+    """Every experiment under `results_dir` (a folder or a URI); UserError when it is not a results tree."""
+    tree = Tree.of(results_dir)
+    found, unfinished = _find(tree)
+    return Results(str(results_dir), [_load(tree, p) for p in found], [tree.name(d) for d in unfinished])
 
 
 def csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials.csv view: no internal columns. `selection_score` is the value the study selected on;
-    `checkpoint` is the folder of the trial's kept model (`python -m study.predict --model CHECKPOINT`)."""
+    `checkpoint` is the folder of the trial's kept model (`python -m study.predict --model CHECKPOINT`),
+    a URI for a remote tree (analysis.tree.local_checkpoint copies it here)."""
     return trials.drop(columns=["config", "label", "config_label"], errors="ignore")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m analysis.load RESULTS_DIR", file=sys.stderr)
+        print("usage: python -m analysis.load RESULTS (a folder or a URI such as s3://BUCKET/PREFIX)", file=sys.stderr)
         return 2
     try:
         res = load_results(args[0])
@@ -213,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{e.name}: {len(t)} trials, {int(t['epochs_run'].sum())}/{int(t['epoch_budget'].sum())} epochs, "
               f"best {METRIC} {t[BEST_METRIC].max():.4f} ({e.path})")
     for d in res.unfinished:
-        print(f"{d.name}: no {STUDY_FILE} (unfinished or crashed), skipped")
+        print(f"{posixpath.basename(d)}: no {STUDY_FILE} (unfinished or crashed), skipped")
     return 0
 
 

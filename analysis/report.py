@@ -1,23 +1,28 @@
-"""Build the study report from a results tree on disk: HTML, Markdown, trials.csv and figures.
+"""Build the study report from a results tree (a folder or s3://...): HTML, Markdown, trials.csv and figures.
 
-    python -m analysis.report RESULTS_DIR --out DIR [--data ROOT] [--no-test] [--wandb PROJECT]
+    python -m analysis.report RESULTS --out DIR [--data ROOT] [--no-test] [--wandb PROJECT]
 
 prints progress on stderr and, at the end, the path of DIR/report.html on stdout. Writes
 DIR/report.html (self-contained: figures embedded as base64 PNG), DIR/report.md, DIR/trials.csv
 (one row per trial folder) and the figures as DIR/*.png.
 
-RESULTS_DIR: one experiment folder (STORAGE/EXPERIMENT, e.g. results/quick) or a storage root
-holding several. --data: the data set (default: the data_root each study.json recorded; none =
-the bundled sample). --no-test: stop at validation. The report only reads results and runs
+RESULTS: one experiment (STORAGE/EXPERIMENT, e.g. results/quick) or a storage root holding
+several, a local folder or where study.run's --storage wrote it (s3://BUCKET/PREFIX, gs://...,
+read in place; only the checkpoints the report loads are copied here, to a temporary folder).
+--data: the data set, a folder or an s3:// prefix copied once to the image cache (default: the
+data_root each study.json recorded; none = the bundled sample). --no-test: stop at validation.
+--wandb: also log the tables and figures as one W&B run. The report only reads results and runs
 inference: the test figures come from the study's confirmation stage (study.run --confirm-seeds,
 STORAGE/confirm-*), else from the selected configuration's own trials; it never trains.
 Order of work: trials -> selection (mean selection score over seeds: balanced accuracy on the
 stress validation) -> thresholds (best F1 on validation, the seed's Q2; headline: Youden's J on
-the stress validation) -> the test split, read once (analysis.evaluate). A usage mistake prints one `error: ...` line, exit 2.
+the stress validation) -> the test split, read once (analysis.evaluate). A usage mistake prints
+one `error: ...` line, exit 2.
 """
 from __future__ import annotations
 
 import argparse
+import posixpath
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -182,8 +187,8 @@ def _models(res, choice, task: str) -> dict:
 def overview(doc: Doc, res, trials, selected, headline, tests, test: bool) -> None:
     doc.h(2, "Overview")
     items = [f"{e.name}: {len(e.trials)} trials, {e.meta.get('question', '')}" for e in res.experiments]
-    doc.bullets(items + [f"{d.name}: skipped, no study.json (unfinished or crashed; continue it with "
-                         f"`python -m study.run --experiment {d.name} --storage {d.parent} --resume`)"
+    doc.bullets(items + [f"{posixpath.basename(d)}: skipped, no study.json (unfinished or crashed; continue it with "
+                         f"`python -m study.run --experiment {posixpath.basename(d)} --storage {posixpath.dirname(d)} --resume`)"
                          for d in res.unfinished])
     if selected is not None:
         doc.p(f"Selected configuration (highest mean {BEST_METRIC} over its seeds, among all binary trials): "
@@ -226,9 +231,10 @@ def reproduce(doc: Doc, results_dir, out, data, test: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
-    ap.add_argument("results", metavar="RESULTS_DIR", help="STORAGE/EXPERIMENT (e.g. results/quick) or STORAGE")
+    ap.add_argument("results", metavar="RESULTS", help="STORAGE/EXPERIMENT (e.g. results/quick) or STORAGE; a folder "
+                    "or a URI (s3://BUCKET/PREFIX, gs://...)")
     ap.add_argument("--out", required=True, type=Path, help="folder for report.html, report.md, trials.csv, figures")
-    ap.add_argument("--data", default=None, help="data set folder (default: the one study.json recorded)")
+    ap.add_argument("--data", default=None, help="data set folder or s3:// prefix (default: the one study.json recorded)")
     ap.add_argument("--no-test", dest="test", action="store_false", help="stop at validation: do not read the test split")
     ap.add_argument("--wandb", default=None, metavar="PROJECT", help="log tables and figures to this W&B project")
     args = ap.parse_args(argv)

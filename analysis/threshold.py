@@ -1,6 +1,7 @@
 """Decision thresholds of the selected binary model, chosen on VALIDATION data only.
 
-The selected trial's checkpoint (model.pt: its kept epoch's weights) predicts the validation
+The selected trial's checkpoint (model.pt: its kept epoch's weights; copied here first when the
+results are remote, analysis.tree.local_checkpoint) predicts the validation
 images that the study used and the stress validation built from them (re-prepared with the
 trial's own config: the same patient-level split, since split_seed and the other data fields are
 in it). At 0.10, 0.15, ..., 0.90:
@@ -29,6 +30,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support  # noqa: E402
 
+from analysis.tree import local_checkpoint  # noqa: E402
 from study import data as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare/load_test)
 from study.config import TrainConfig  # noqa: E402
 from study.train import evaluate, load_model, pick_device  # noqa: E402
@@ -60,7 +62,7 @@ class ValPredictions:
 def validation_predictions(checkpoint: str | Path, root, cache: dict) -> ValPredictions:
     """The checkpoint's predictions on its study's validation split and stress validation (never the test split)."""
     device = pick_device()
-    model, cfg = load_model(checkpoint, device)
+    model, cfg = load_model(local_checkpoint(checkpoint), device)  # a remote checkpoint is copied here first
     data = prepared(root, cfg, cache)
     y = sdata.targets(data.val.labels3, cfg.num_classes)
     ys = sdata.targets(data.stress.labels3, cfg.num_classes)

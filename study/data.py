@@ -3,7 +3,8 @@
     python -m study.data ROOT [--resolution 200] [--json] [--strict]
 
 prints the per-split class counts, patients and image sizes of a data set (ROOT: the Kaggle
-download as it comes, or its chest_xray/ folder); with no ROOT, the bundled sample.
+download as it comes, or its chest_xray/ folder, or an s3:// (gs://...) prefix holding it, copied
+once to the image cache); with no ROOT, the bundled sample.
 
 Layout: ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg, also when ROOT is the Kaggle zip's
 doubly nested chest_xray/chest_xray/; __MACOSX/, .DS_Store and hidden files are ignored.
@@ -28,6 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from study.augment import STRESS, stress_images
 from study.cache import IMAGE_SUFFIXES, load_or_build
 from study.config import TrainConfig, UserError
+from study.fetch import local_data
 
 CLASSES = ("normal", "bacteria", "virus")  # label3 index; binary label = label3 > 0
 SPLITS = ("train", "val", "test")
@@ -88,8 +90,9 @@ def targets(labels3: np.ndarray, num_classes: int) -> np.ndarray:
 
 # ---- reading the layout ----------------------------------------------------------------------
 def find_root(root: str | Path) -> Path:
-    """The folder that holds train/ val/ test/, looking through chest_xray/chest_xray/ nesting."""
-    root = Path(root).expanduser()
+    """The folder that holds train/ val/ test/, looking through chest_xray/chest_xray/ nesting; a URI
+    (s3://BUCKET/chest_xray) is copied to this machine's cache first (study.fetch.local_data)."""
+    root = Path(local_data(root)).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: no such folder; give the data set folder (the Kaggle download's chest_xray/)")
     here = root

@@ -2,12 +2,18 @@
 
     python -m study.run --experiment quick                      # what `make study` runs
     python -m study.run --experiment all --data ~/chest_xray --storage results --gpus-per-trial 0.25
-    ray submit cluster/cluster.yaml study/run.py -- --experiment all --address auto --storage s3://BUCKET/study
+    ray submit cluster/cluster.yaml study/run.py -- --experiment all --address auto \
+        --data s3://BUCKET/chest_xray --storage s3://BUCKET/study --gpus-per-trial 0.25
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m study.run --experiment all \
+        --address auto --data s3://BUCKET/chest_xray --storage s3://BUCKET/study --gpus-per-trial 0.25
 
 prints Ray's trial table while running, then one line per experiment: trials, epochs run against
 the budget, the best validation accuracy and its configuration, and where the results are
 (STORAGE/EXPERIMENT/: one folder per trial with result.json, progress.csv and a checkpoint, plus
 study.json describing the experiment for `python -m analysis.report`).
+On a cluster (--address, or inside a Ray Job) --data is required: the bundled sample is a smoke
+test, not a study. --data is a folder on the head node or an s3:// (gs://...) prefix, which the
+driver copies once to the node's cache (study/fetch.py); only the driver reads images.
 """
 from __future__ import annotations
 
@@ -30,10 +36,14 @@ from study.config import BEST_METRIC, EARLY_STOPPED, METRIC, MODE, STUDY_FILE, T
 from study.data import prepare  # noqa: E402
 from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
 
+IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a Ray Job's entrypoint only
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="quick", help=f"one of {', '.join(search_spaces.NAMES)}, or all")
-    ap.add_argument("--data", default=None, help="data set folder (default: the bundled sample)")
+    ap.add_argument("--data", default=None, help="data set: a folder, or an s3:// prefix copied once to the node's "
+                    "cache (default: the bundled sample; required with --address and in a Ray Job)")
     ap.add_argument("--storage", default="results", help="results root: local dir, NFS path or s3://bucket/prefix")
     ap.add_argument("--resolution", type=int, default=None, help="input px (default: the space's, else 200)")
     ap.add_argument("--max-epochs", type=int, default=None, help="epoch budget per trial (default: the space's)")
@@ -124,7 +134,8 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
                             callbacks=wandb_callbacks(args.wandb_project, name), max_failures=args.max_failures,
                             max_concurrent=args.max_concurrent, search_alg=make_searcher(space))
     meta = {"experiment": name, "question": space.QUESTION, "doc": space.__doc__, "command": " ".join(sys.argv),
-            "data_root": str(Path(args.data).resolve()) if args.data else None, "data": data.description,
+            "data_root": (args.data if "://" in args.data else str(Path(args.data).resolve())) if args.data else None,
+            "data": data.description,
             "n_train": len(data.train.labels3), "n_val": len(data.val.labels3), "base_config": base.to_dict(),
             "searched": sorted(space.SPACE), "asha": space.ASHA, "max_epochs": base.epochs,
             "num_samples": args.num_samples or space.NUM_SAMPLES, "resources": resources, "ray_version": ray.__version__,
@@ -141,6 +152,12 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if IN_RAY_JOB in os.environ and not args.address:
+            args.address = "auto"  # a Ray Job's entrypoint joins the job's cluster (Ray sets RAY_ADDRESS for it)
+        if args.address and not args.data:
+            raise UserError("--data missing: on a cluster (--address, or in a Ray Job) the study would train on the "
+                            "bundled 361-image sample, a smoke test and not a study; pass --data s3://BUCKET/chest_xray "
+                            "or a folder present on the head node")
         names = search_spaces.expand(args.experiment)
         for n in names:
             experiment_plan(n, args)  # every space and --set checked before Ray starts

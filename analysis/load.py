@@ -108,9 +108,10 @@ def _parse_lines(text: str) -> list[dict]:
 
 def latest_checkpoint(files: set[str]) -> str | None:
     """Of a trial folder's files (paths relative to it), its newest checkpoint_NNNNNN/ holding
-    CHECKPOINT_FILE (study/checkpoint.py: the kept epoch's weights), as a relative folder name."""
-    ckpts = sorted(f.split("/")[0] for f in files
-                   if f.startswith("checkpoint_") and f.endswith("/" + CHECKPOINT_FILE) and f.count("/") == 1)
+    CHECKPOINT_FILE (study/checkpoint.py: the kept epoch's weights), or an older format's model.pt
+    (study.checkpoint.load reads both), as a relative folder name."""
+    ckpts = sorted(f.split("/")[0] for f in files if f.startswith("checkpoint_") and f.count("/") == 1
+                   and f.rsplit("/", 1)[1] in (CHECKPOINT_FILE, "model.pt"))
     return ckpts[-1] if ckpts else None
 
 

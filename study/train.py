@@ -278,7 +278,7 @@ def load_model(model_dir: str | Path, device: torch.device | None = None) -> tup
     d = Path(model_dir)
     if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
         raise UserError(f"{d}: not a model folder; expected model.pt and config.json (from python -m study.train --out)")
-    cfg = TrainConfig.from_overrides(json.loads((d / "config.json").read_text()))
+    cfg = TrainConfig.from_json_file(d / "config.json")
     model = build_model(cfg)
     model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
     return model.to(device or torch.device("cpu")).eval(), cfg

@@ -50,6 +50,15 @@ EPOCH_SECONDS = "epoch_seconds"
 BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
+SKIPPED_FILE = "skipped_files.json"  # beside a run's or an experiment's results: every file left out, with its reason
+# A run's status: every per-epoch record carries it (Ray's trial results and W&B with it).
+STATUS = "status"
+RUNNING, FINISHED, DIVERGED, ERRORED = "running", "finished", "diverged", "errored"
+# EARLY_STOPPED ("early_stopped") is a status too. DIVERGED: a non-finite loss or weight ended the
+# run (never checkpointed as a best model, never selected, not retried); ERRORED: the trial could
+# not run (its ERROR_MESSAGE says why). A study adds STOPPED_BY_ASHA for trials its scheduler stopped.
+STOPPED_BY_ASHA = "stopped_by_asha"
+ERROR_MESSAGE = "error_message"
 # What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
 # choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
 # plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes

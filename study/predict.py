@@ -14,7 +14,9 @@ one channel, the model's precision and memory format. Accepted files are those t
 accepts: .jpeg, .jpg or .png names that decode.
 
 A file that cannot be predicted (missing, empty, not an image, truncated...) gets one line on
-stderr, `predict: PATH: reason (skipped)`, and the others are still predicted.
+stderr, `predict: PATH: reason (skipped)`, and the others are still predicted. A model whose
+weights are not finite (its run diverged) is refused; every --json line is valid JSON (a
+non-finite probability is never printed: that file is skipped with its reason).
 Exit status: 0 all predicted, 1 some file(s) skipped, 2 a usage mistake (e.g. DIR is not a
 model folder), with a one-line `error: ...` on stderr.
 """
@@ -33,6 +35,7 @@ from torch import nn
 from study.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.config import TrainConfig, UserError
 from study.data import CLASSES
+from study.divergence import non_finite_weights
 from study.model import probabilities
 from study.train import EVAL_BATCH, load_model, pick_device, predict_logits
 
@@ -54,6 +57,10 @@ def load(model_dir: str | Path, device: torch.device | None = None) -> tuple[nn.
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{model_dir}: cannot load the model ({type(e).__name__}: {reason})") from None
+    bad = non_finite_weights(model.state_dict())
+    if bad:
+        raise UserError(f"{model_dir}: the model's weights are not finite (NaN or inf in {bad}): its training "
+                        f"diverged; retrain it with a smaller lr")
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # as fit() trains and evaluates it
     return model, cfg
@@ -124,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         probs = predict_arrays(model, cfg, np.stack(arrays))
         for path, prob in zip(paths, probs):
             rec = as_record(path, prob)
-            print(json.dumps(rec) if args.json else format_record(rec), flush=True)
+            if not np.isfinite(np.asarray(prob)).all():
+                failed += 1
+                print(f"predict: {path}: the model gives a non-finite probability (skipped)", file=sys.stderr, flush=True)
+                continue
+            print(json.dumps(rec, allow_nan=False) if args.json else format_record(rec), flush=True)
     if failed:
         print(f"predict: {failed} of {len(args.images)} file(s) skipped", file=sys.stderr)
     return 1 if failed else 0

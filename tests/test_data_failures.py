@@ -13,11 +13,29 @@ import pytest
 
 from conftest import _SAMPLE_BACT, _SAMPLE_NORMAL, _SAMPLE_VIRUS, _truncated, counts, make_root
 from study import cache as cache_mod
+from study import train as train_mod
 from study.cache import decode, load_or_build
-from study.config import TrainConfig, UserError
+from study.config import SKIPPED_FILE, TrainConfig, UserError
 from study.data import prepare, summarize
 
 RES = 32
+
+
+def test_class_with_no_readable_image_stops_training(tmp_path, capsys):
+    """Issue 12's row: 30 truncated NORMAL + 60 good PNEUMONIA trained on one class and printed
+    val_accuracy 1.0; now one line names the class, how many were skipped and the first reason."""
+    root = make_root(tmp_path / "data", n_normal=0, n_bact=0, n_virus=0)
+    for i in range(30):
+        _truncated(root / "train" / "NORMAL" / f"IM-{i + 1:04d}-0001.jpeg")
+    for i in range(60):
+        src = (_SAMPLE_BACT + _SAMPLE_VIRUS)[i]
+        shutil.copyfile(src, root / "train" / "PNEUMONIA" / f"person{i + 1}_{'bacteria' if i < 40 else 'virus'}_{i}.jpeg")
+    out = tmp_path / "r"
+    assert train_mod.main(["--data", str(root), "--set", f"resolution={RES}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "no readable NORMAL image" in err and "30 skipped" in err and "truncated" in err, err
+    assert str(root / "train" / "NORMAL") in err and not out.exists()
 
 
 def test_a_class_missing_after_the_carve_is_named(tmp_path, cache):
@@ -53,6 +71,25 @@ def test_symlinked_folders_are_followed_and_dangling_links_reported(tmp_path, ca
     assert [k["file"] for k in data.skipped] == [str(dangling)]
     with pytest.raises(UserError, match="dangling symbolic link"):
         summarize(root, RES, strict=True, cache_dir=cache)
+
+
+def test_train_lists_skipped_files_beside_its_results_and_strict_refuses(tmp_path, capsys):
+    root = make_root(tmp_path / "data", n_normal=6, n_bact=4, n_virus=3)
+    bad = root / "train" / "NORMAL" / "IM-0099-0001.jpeg"
+    _truncated(bad)
+    out = tmp_path / "strict"
+    assert train_mod.main(["--data", str(root), "--set", f"resolution={RES}", "--strict", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(bad) in err and "--strict" in err and not out.exists()
+
+    out = tmp_path / "r"
+    argv = ["--data", str(root), "--set", f"resolution={RES}", "--set", "epochs=1", "--set", "holdout_fraction=0",
+            "--set", "val_fraction=0.3", "--out", str(out)]
+    assert train_mod.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert f"1 file(s) skipped" in stdout and str(out / SKIPPED_FILE) in stdout
+    listed = json.loads((out / SKIPPED_FILE).read_text())
+    assert [k["file"] for k in listed] == [str(bad)] and "truncated" in listed[0]["reason"]
 
 
 # ---- the cache -------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
-                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, UserError)
+from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
+                          STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_LOSS,
+                          VAL_PRECISION, VAL_RECALL, UserError, trial_status)
+from study.divergence import WHY
 
 RAY_ITERATION = "training_iteration"  # Ray's keys in result.json
 RAY_TRIAL_ID = "trial_id"
@@ -103,7 +105,24 @@ def label(config: dict, searched: list[str]) -> str:
     return ", ".join(f"{k}={fmt(config.get(k))}" for k in searched) or "(no searched values)"
 
 
-def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
+def ray_statuses(exp_dir: Path) -> dict[str, str]:
+    """trial_id -> Ray's final status (TERMINATED, ERROR...) from the newest experiment state file;
+    {} when there is none. A crashed trial that a retry recovered is TERMINATED, whatever error.txt says."""
+    states = sorted(exp_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+        return {t["trial_id"]: t["status"] for t in (json.loads(s) for s, _ in trials)}
+    except (ValueError, KeyError, TypeError, OSError):
+        return {}
+
+
+def error_line(trial_dir: Path) -> str:
+    """The last line of the trial's error.txt (Ray's traceback): the exception and its message."""
+    lines = [l.strip() for l in (trial_dir / "error.txt").read_text(errors="replace").splitlines() if l.strip()]
+    return lines[-1] if lines else "error.txt is empty"
+
+
+def _trial(exp: str, d: Path, meta: dict, statuses: dict | None = None) -> tuple[dict, pd.DataFrame]:
     searched = list(meta.get("searched") or [])
     config = json.loads((d / "params.json").read_text()) if (d / "params.json").is_file() else {}
     records = _read_lines(d / "result.json")
@@ -126,11 +145,19 @@ def _trial(exp: str, d: Path, meta: dict) -> tuple[dict, pd.DataFrame]:
     run = int(epochs[EPOCH].max()) if len(epochs) else 0
     early = bool(last.get(EARLY_STOPPED, False))
     error = (d / "error.txt").is_file()
+    ray_status = (statuses or {}).get(trial_id)
+    status = trial_status(last, budget, ray_status != "TERMINATED" if ray_status else error, bool(meta.get("asha")))
+    message = (error_line(d) if error and status == ERRORED else last.get(ERROR_MESSAGE) if status == ERRORED
+               and last.get(ERROR_MESSAGE) else f"did not finish (Ray: {ray_status})" if ray_status not in (None, "TERMINATED")
+               else f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}" if status == DIVERGED else "")
     row = {"experiment": exp, "trial_id": trial_id, "label": lab,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
-           "stopped_by_asha": (run < budget and not early and not error) if meta.get("asha") else None,
-           BEST_EPOCH: last.get(BEST_EPOCH), BEST_METRIC: last.get(BEST_METRIC, float("nan"))}
+           "stopped_by_asha": status == STOPPED_BY_ASHA if meta.get("asha") else None,
+           "status": status, ERROR_MESSAGE: message or "",
+           # an errored or diverged trial has no score: it is never selected
+           BEST_EPOCH: last.get(BEST_EPOCH),
+           BEST_METRIC: float("nan") if status in (ERRORED, DIVERGED) else last.get(BEST_METRIC, float("nan"))}
     best = epochs[epochs[EPOCH] == row[BEST_EPOCH]] if len(epochs) else epochs
     for mname in VAL_METRICS:
         row[mname + AT_BEST] = float(best[mname].iloc[0]) if len(best) and mname in best else float("nan")
@@ -151,7 +178,8 @@ def load_experiment(path: Path) -> Experiment:
     if not dirs:
         raise UserError(f"{path}: has {STUDY_FILE} but no trial folders (params.json/result.json); "
                         f"re-run it with python -m study.run --experiment {name} --overwrite")
-    rows, frames = zip(*(_trial(name, d, meta) for d in dirs))
+    statuses = ray_statuses(path)
+    rows, frames = zip(*(_trial(name, d, meta, statuses) for d in dirs))
     trials = pd.DataFrame(list(rows)).sort_values("trial_id", ignore_index=True)
     epochs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=["experiment", "trial_id", "label", EPOCH, *CURVE_METRICS])

@@ -84,6 +84,7 @@ def build(results_dir: str, out: Path, data: str | None, seeds: int, wandb_proje
         figures += [imp_fig] if imp_fig else []
 
     selected, three = _best(trials, 2), _best(trials, 3)
+    sections.failures_section(body, trials)
     sections.overall_section(body, trials, selected)
     root_of = lambda row: data or res.get(row["experiment"]).meta.get("data_root")  # noqa: E731
     cache: dict = {}

@@ -21,7 +21,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error: ...` line (exit 2), like every other mistake."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"error: {message} (usage: {self.format_usage().strip()[len('usage: '):]})\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _number(kind, low: float, inclusive: bool, what: str):

@@ -59,6 +59,22 @@ RUNNING, FINISHED, DIVERGED, ERRORED = "running", "finished", "diverged", "error
 # not run (its ERROR_MESSAGE says why). A study adds STOPPED_BY_ASHA for trials its scheduler stopped.
 STOPPED_BY_ASHA = "stopped_by_asha"
 ERROR_MESSAGE = "error_message"
+DONE_STATUSES = (FINISHED, STOPPED_BY_ASHA, EARLY_STOPPED, DIVERGED)  # a study exits 0 when every trial ends in one
+
+
+def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool) -> str:
+    """One trial's outcome in a study, from its last record: ERRORED (it crashed, or reported ERRORED),
+    DIVERGED, EARLY_STOPPED, FINISHED (ran its epoch budget) or STOPPED_BY_ASHA (fewer epochs under
+    ASHA); a trial that stopped short with no scheduler to stop it did not finish: ERRORED."""
+    if crashed or last.get(STATUS) == ERRORED:
+        return ERRORED
+    if last.get(STATUS) == DIVERGED:
+        return DIVERGED
+    if last.get(EARLY_STOPPED):
+        return EARLY_STOPPED
+    if int(last.get(EPOCH) or 0) >= budget:
+        return FINISHED
+    return STOPPED_BY_ASHA if asha else ERRORED
 # What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
 # choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
 # plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes

@@ -9,10 +9,12 @@ import os
 from typing import Any, Callable
 
 from ray import tune
+from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from study.config import ASHA_METRIC, MODE
+from study.config import ASHA_METRIC, ERROR_MESSAGE, MODE, STATUS
+from study.divergence import WHY
 from study.data import TrainData
 from study.trainable import train_trial
 
@@ -27,13 +29,18 @@ def build_scheduler(asha: dict | None, max_epochs: int) -> ASHAScheduler | None:
                          grace_period=min(asha["grace_period"], max_epochs), reduction_factor=asha["reduction_factor"])
 
 
+class WandbWithStatus(WandbLoggerCallback):
+    """W&B's Ray callback, with each run's STATUS (running, finished, early_stopped, diverged,
+    errored) and its reason in the run's config, where W&B keeps strings (its log takes numbers)."""
+    AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, STATUS, WHY, ERROR_MESSAGE]
+
+
 def wandb_callbacks(project: str | None, group: str) -> list:
     """W&B's own Ray callback, one group per experiment; none without a project.
     WANDB_MODE=offline writes the runs locally (under WANDB_DIR) with no network."""
     if not project:
         return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
-    return [WandbLoggerCallback(project=project, group=group, log_config=True)]
+    return [WandbWithStatus(project=project, group=group, log_config=True)]
 
 
 def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None):
@@ -49,11 +56,12 @@ def storage_uri(storage: str) -> str:
 def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0) -> tune.Tuner:
+    scheduler = build_scheduler(asha, max_epochs)
     return tune.Tuner(
         _trainable(data, resources, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
+            scheduler=scheduler, num_samples=num_samples,
             search_alg=BasicVariantGenerator(random_state=SEARCH_SEED), max_concurrent_trials=max_concurrent or None),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,

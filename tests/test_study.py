@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from conftest import QUICK_TINY_ARGS, REPO, tiny
-from study.config import BEST_METRIC, METRIC, TrainConfig, UserError
+from study.config import BEST_METRIC, METRIC, SKIPPED_FILE, TrainConfig, UserError
 from study.data import prepare
 from study.tuner import build_tuner
 
@@ -174,7 +174,8 @@ def test_quick_study_cli_summary(quick_results):
     assert s["trials"] == 8 and s["errors"] == 0 and 0 < s["epochs_run"] <= s["epochs_budget"] == 8 * 3
     assert set(s["best_config"]) == {"optimizer", "lr"}
     stdout = (quick_results / "run-stdout.txt").read_text()
-    assert f"quick: 8 trials (0 errored), {s['epochs_run']}/24 epochs run" in stdout
+    assert f"quick: 8 trials (0 errored, 0 diverged), {s['epochs_run']}/24 epochs run" in stdout
+    assert json.loads((quick_results / SKIPPED_FILE).read_text()) == [] and meta["skipped_files"] == 0
     for d in trial_dirs(quick_results):
         assert list(d.glob("checkpoint_*/model.pt")), f"{d.name} has no checkpoint"
 

@@ -6,11 +6,13 @@ decides what to run, study/trainable.py what one trial does.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
 from ray.air.integrations.wandb import WandbLoggerCallback
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from study.config import ASHA_METRIC, ERROR_MESSAGE, MODE, STATUS
@@ -27,6 +29,27 @@ def build_scheduler(asha: dict | None, max_epochs: int) -> ASHAScheduler | None:
         return None
     return ASHAScheduler(time_attr="training_iteration", metric=ASHA_METRIC, mode=MODE, max_t=max_epochs,
                          grace_period=min(asha["grace_period"], max_epochs), reduction_factor=asha["reduction_factor"])
+
+
+class SchedulerState(tune.Callback):
+    """Keeps the trial scheduler's state (ASHA's rungs) with every experiment checkpoint and puts it
+    back on Tuner.restore. Ray 2.x saves the searcher's and the callbacks' state there but not the
+    scheduler's, so a resumed study would judge its trials against empty rungs. The state goes
+    through the scheduler's own save/restore; this callback and the TuneConfig share the one
+    scheduler object in tuner.pkl (one pickle), so restoring the callback restores the scheduler."""
+
+    def __init__(self, scheduler: TrialScheduler):
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict:
+        with tempfile.TemporaryDirectory() as d:
+            self.scheduler.save(f"{d}/scheduler.pkl")
+            return {"scheduler": Path(d, "scheduler.pkl").read_bytes()}
+
+    def set_state(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "scheduler.pkl").write_bytes(state["scheduler"])
+            self.scheduler.restore(f"{d}/scheduler.pkl")
 
 
 class WandbWithStatus(WandbLoggerCallback):
@@ -57,6 +80,7 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0) -> tune.Tuner:
     scheduler = build_scheduler(asha, max_epochs)
+    keep_scheduler = [SchedulerState(scheduler)] if scheduler else []  # first: callback states are saved by position
     return tune.Tuner(
         _trainable(data, resources, trainable),
         param_space=param_space,
@@ -64,7 +88,7 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
             scheduler=scheduler, num_samples=num_samples,
             search_alg=BasicVariantGenerator(random_state=SEARCH_SEED), max_concurrent_trials=max_concurrent or None),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,
+            name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=1,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),  # the latest holds the best weights too
     )
@@ -72,7 +96,8 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
 
 def restore_tuner(path: str, data: TrainData, resources: dict, trainable: Callable | None = None) -> tune.Tuner:
     """Continue an interrupted experiment: finished trials are kept as they are, unfinished ones
-    continue from their last checkpoint, errored ones restart from theirs."""
+    continue from their last checkpoint, errored ones restart from theirs; ASHA's rungs are those
+    of the last experiment checkpoint (SchedulerState)."""
     return tune.Tuner.restore(path, trainable=_trainable(data, resources, trainable),
                               resume_unfinished=True, resume_errored=True)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -230,11 +231,12 @@ def carve(labels3: np.ndarray, patients: np.ndarray, fraction: float, seed: int,
           name: str = "fraction") -> tuple[np.ndarray, np.ndarray]:
     """(rest, carved) indices: about `fraction` of the patients, stratified by class, no patient in both.
     `name`: the config field `fraction` comes from, for the error when it is less than one patient."""
-    n_splits = max(2, round(1.0 / fraction))
     n_patients = len(set(patients.tolist()))
-    if n_splits > n_patients:
+    limit = min(n_patients, int(np.bincount(labels3).max()))  # a fold needs a patient, and a class that fills it
+    if not math.isfinite(1.0 / fraction) or round(1.0 / fraction) > limit:
         raise UserError(f"{name}={fraction:g} is less than one of the {n_patients} patients; use at least "
-                        f"{1.0 / n_patients:.3g} (or more images)")
+                        f"{1.0 / limit:.3g} (or more images)")
+    n_splits = max(2, round(1.0 / fraction))
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest, carved = next(folds.split(np.zeros(len(labels3)), labels3, groups=patients))
     return np.sort(rest), np.sort(carved)

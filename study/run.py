@@ -34,7 +34,7 @@ from pyarrow import fs as pafs  # noqa: E402
 import search_spaces  # noqa: E402
 from study import checks  # noqa: E402
 from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED,  # noqa: E402
-                          METRIC, MODE, SKIPPED_FILE, STATUS, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
+                          METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
                           parse_pairs, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
 from study.divergence import WHY  # noqa: E402
@@ -107,9 +107,13 @@ def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
     for r in results:
         last = r.metrics or {}
         status = trial_status(last, base.epochs, r.error is not None, bool(space.ASHA))
-        why = (last_line(r.error) if r.error is not None else last.get(ERROR_MESSAGE) if last.get(STATUS) == ERRORED
-               else f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}" if status == DIVERGED
-               else f"stopped after {last.get(EPOCH, 0)} of {base.epochs} epochs" if status == ERRORED else None)
+        why = None
+        if r.error is not None:
+            why = last_line(r.error)
+        elif status == DIVERGED:
+            why = f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}"
+        elif status == ERRORED:
+            why = last.get(ERROR_MESSAGE) or f"stopped after {last.get(EPOCH, 0)} of {base.epochs} epochs"
         trials.append({"trial": Path(r.path).name, "status": status, "epochs": int(last.get(EPOCH) or 0),
                        "best": last.get(BEST_METRIC), "config": r.config, "path": r.path, "why": why})
     count = {s: sum(t["status"] == s for t in trials) for s in (*DONE_STATUSES, ERRORED)}

@@ -12,7 +12,6 @@ import torch
 
 from conftest import REPO, tiny
 from study import predict
-from study import train as train_mod
 from study.config import BEST_METRIC, DIVERGED, FINISHED, METRIC, RUNNING, STATUS
 from study.data import SAMPLE_ROOT
 from study.train import fit

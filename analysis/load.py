@@ -30,9 +30,11 @@ from pyarrow import fs as pafs
 
 from analysis.tree import Tree
 from study.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
-from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, METRIC, STUDY_FILE, TRAIN_ACCURACY,
-                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
-                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, UserError)
+from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
+                          STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
+                          VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
+                          UserError, trial_status)
+from study.divergence import WHY
 
 RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
 # plain validation, then the stress validation (what selection scores)
@@ -119,7 +121,27 @@ def label(config: dict, searched: list[str]) -> str:
     return ", ".join(f"{k}={fmt(config.get(k))}" for k in searched) or "(no searched values)"
 
 
-def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict) -> tuple[dict, pd.DataFrame]:
+def ray_statuses(tree: Tree, path: str, names: list[str]) -> dict[str, str]:
+    """trial_id -> Ray's final status (TERMINATED, ERROR...) from the experiment's newest state file
+    (`names`: the experiment folder's file names); {} when there is none. A crashed trial that a
+    retry recovered is TERMINATED, whatever error.txt says."""
+    states = sorted(n for n in names if n.startswith("experiment_state-") and n.endswith(".json"))
+    try:
+        trials = json.loads(tree.read(f"{path}/{states[-1]}"))["trial_data"] if states else []
+        return {t["trial_id"]: t["status"] for t in (json.loads(s) for s, _ in trials)}
+    except (ValueError, KeyError, TypeError, OSError):
+        return {}
+
+
+def error_line(tree: Tree, trial_dir: str) -> str:
+    """The last line of the trial's error.txt (Ray's traceback): the exception and its message."""
+    text = tree.read(f"{trial_dir}/error.txt").decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "error.txt is empty"
+
+
+def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
+           statuses: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """One trial folder `d` (a path on tree.fs) whose files (relative to it) are `files`."""
     searched = list(meta.get("searched") or [])
     config = json.loads(tree.read(f"{d}/params.json")) if "params.json" in files else {}
@@ -144,11 +166,19 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict) -> tuple[d
     run = int(epochs[EPOCH].max()) if len(epochs) else 0
     early = bool(last.get(EARLY_STOPPED, False))
     error = "error.txt" in files
+    ray_status = (statuses or {}).get(trial_id)
+    status = trial_status(last, budget, ray_status != "TERMINATED" if ray_status else error, bool(meta.get("asha")))
+    message = (error_line(tree, d) if error and status == ERRORED else last.get(ERROR_MESSAGE) if status == ERRORED
+               and last.get(ERROR_MESSAGE) else f"did not finish (Ray: {ray_status})" if ray_status not in (None, "TERMINATED")
+               else f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}" if status == DIVERGED else "")
     row = {"experiment": exp, "trial_id": trial_id, "label": lab, "config_label": config_label,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
-           "stopped_by_asha": (run < budget and not early and not error) if meta.get("asha") else None,
-           BEST_EPOCH: last.get(BEST_EPOCH), BEST_METRIC: last.get(BEST_METRIC, float("nan"))}
+           "stopped_by_asha": status == STOPPED_BY_ASHA if meta.get("asha") else None,
+           "status": status, ERROR_MESSAGE: message or "",
+           # an errored or diverged trial has no score: it is never selected
+           BEST_EPOCH: last.get(BEST_EPOCH),
+           BEST_METRIC: float("nan") if status in (ERRORED, DIVERGED) else last.get(BEST_METRIC, float("nan"))}
     row[SELECTION_SCORE] = row[BEST_METRIC]
     best = epochs[epochs[EPOCH] == row[BEST_EPOCH]] if len(epochs) else epochs
     for mname in VAL_METRICS:
@@ -180,8 +210,10 @@ def _load(tree: Tree, path: str) -> Experiment:
     if not dirs:
         raise UserError(f"{where}: has {STUDY_FILE} but no trial folders (params.json/result.json); "
                         f"re-run it with python -m study.run --experiment {name} --overwrite")
+    top = [posixpath.basename(f.path) for f in tree.listing(path)]
+    statuses = ray_statuses(tree, path, top)
     with ThreadPoolExecutor(min(_READERS, len(dirs))) as pool:
-        rows, frames = zip(*pool.map(lambda d: _trial(name, tree, f"{path}/{d}", files[d], meta), dirs))
+        rows, frames = zip(*pool.map(lambda d: _trial(name, tree, f"{path}/{d}", files[d], meta, statuses), dirs))
     trials = pd.DataFrame(list(rows)).sort_values("trial_id", ignore_index=True)
     epochs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=["experiment", "trial_id", "label", EPOCH, *CURVE_METRICS])

@@ -88,6 +88,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
 
     choice, choice3 = choose(trials, 2), choose(trials, 3)
     selected, three = (choice.row if choice else None), (choice3.row if choice3 else None)
+    sections.failures_section(body, trials)
     sections.overall_section(body, trials, choice)
     root_of = lambda row: data or res.get(row["experiment"]).meta.get("data_root")  # noqa: E731
     cache: dict = {}

@@ -11,7 +11,7 @@ from analysis.importance import Importance
 from analysis.load import AT_BEST, BEST_EPOCH, LAST, Experiment
 from analysis.metrics import describe_bootstrap
 from analysis.render import Doc
-from study.config import BEST_METRIC, METRIC, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_SHIFT_AUC
+from study.config import BEST_METRIC, DIVERGED, ERROR_MESSAGE, ERRORED, METRIC, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_SHIFT_AUC
 from study.data import CLASSES
 
 # Published figures on the official Kaggle test split (624 images: 234 normal, 390 pneumonia).
@@ -52,7 +52,7 @@ def experiment_section(doc: Doc, exp: Experiment, ans: Answer, imp: Importance, 
     for cap, df in ans.tables:
         doc.table(df, cap)
     doc.h(3, "Trials")
-    cols = ["trial_id", *exp.searched, "epochs_run", "stopped_by_asha", "early_stopped", BEST_EPOCH, BEST_METRIC,
+    cols = ["trial_id", *exp.searched, "status", "epochs_run", "stopped_by_asha", "early_stopped", BEST_EPOCH, BEST_METRIC,
             VAL_SHIFT_AUC + AT_BEST, VAL_ACCURACY + AT_BEST, VAL_AUC + AT_BEST, VAL_F1 + AT_BEST, VAL_ACCURACY + LAST]
     t = exp.trials[[c for c in cols if c in exp.trials]].sort_values(BEST_METRIC, ascending=False)
     if not asha:
@@ -77,6 +77,21 @@ def importance_section(doc: Doc, imp: Importance, fig: Path | None, level: int =
         doc.img(fig, f"{imp.scope}: permutation importance of each hyperparameter for {BEST_METRIC} (mean ± std over repeats)")
     if len(imp.marginal):
         doc.table(imp.marginal, f"{imp.scope}: {BEST_METRIC} per value of each hyperparameter")
+
+
+def failures_section(doc: Doc, trials: pd.DataFrame) -> None:
+    """Every errored and every diverged trial, with its error: neither is ever selected."""
+    doc.h(2, "Errored and diverged trials")
+    bad = trials[trials["status"].isin([ERRORED, DIVERGED])] if "status" in trials else trials.iloc[:0]
+    if not len(bad):
+        doc.p("None: every trial finished (ran its budget, or was stopped by ASHA or by early stopping).")
+        return
+    n_err, n_div = int((bad["status"] == ERRORED).sum()), int((bad["status"] == DIVERGED).sum())
+    doc.p(f"{n_err} trial(s) errored (crashed after their retries, or could not run) and {n_div} diverged (a "
+          f"non-finite loss or weight ended them). Neither kind has a {BEST_METRIC} here, so none is ever selected; "
+          f"their epochs before the end are in the convergence figures.")
+    doc.table(bad[["experiment", "trial_id", "label", "status", "epochs_run", ERROR_MESSAGE]],
+              "Errored and diverged trials, with the last line of each error")
 
 
 def overall_section(doc: Doc, trials: pd.DataFrame, choice) -> None:

@@ -11,9 +11,16 @@ A search space overrides fields by name; an unknown name is an error (see `from_
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Mapping, get_args, get_origin
+
+from annotated_types import Predicate
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as checked_dataclass
+from pydantic.fields import FieldInfo
 
 from study.augment import LEVELS as AUGMENT_LEVELS
 
@@ -44,6 +51,31 @@ BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
 CONFIRM_PREFIX = "confirm-"      # the confirmation stage's experiments (study/confirm.py); never selected from
+SKIPPED_FILE = "skipped_files.json"  # beside a run's or an experiment's results: every file left out, with its reason
+# A run's status: every per-epoch record carries it (Ray's trial results and W&B with it).
+STATUS = "status"
+RUNNING, FINISHED, DIVERGED, ERRORED = "running", "finished", "diverged", "errored"
+# EARLY_STOPPED ("early_stopped") is a status too. DIVERGED: a non-finite loss or weight ended the
+# run (never checkpointed as a best model, never selected, not retried); ERRORED: the trial could
+# not run (its ERROR_MESSAGE says why). A study adds STOPPED_BY_ASHA for trials its scheduler stopped.
+STOPPED_BY_ASHA = "stopped_by_asha"
+ERROR_MESSAGE = "error_message"
+DONE_STATUSES = (FINISHED, STOPPED_BY_ASHA, EARLY_STOPPED, DIVERGED)  # a study exits 0 when every trial ends in one
+
+
+def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool) -> str:
+    """One trial's outcome in a study, from its last record: ERRORED (it crashed, or reported ERRORED),
+    DIVERGED, EARLY_STOPPED, FINISHED (ran its epoch budget) or STOPPED_BY_ASHA (fewer epochs under
+    ASHA); a trial that stopped short with no scheduler to stop it did not finish: ERRORED."""
+    if crashed or last.get(STATUS) == ERRORED:
+        return ERRORED
+    if last.get(STATUS) == DIVERGED:
+        return DIVERGED
+    if last.get(EARLY_STOPPED):
+        return EARLY_STOPPED
+    if int(last.get(EPOCH) or 0) >= budget:
+        return FINISHED
+    return STOPPED_BY_ASHA if asha else ERRORED
 # What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
 # choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
 # plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes
@@ -75,69 +107,73 @@ DATA_FIELDS = ("resolution", "val_source", "val_fraction", "holdout_fraction", "
                "max_train_images")
 
 
-@dataclass(frozen=True)
+# ---- What a valid configuration is: declared once, next to each field ----------------------------
+# Each field's type and range is its annotation (pydantic checks it and converts JSON/CLI values:
+# "0.01" -> 0.01, [16, 32] -> (16, 32)); rules between fields are CROSS_RULES below. Every way a
+# config is built (defaults, --set, a search space, a checkpoint's config.json, Ray's trial config,
+# dataclasses.replace) runs the same check and raises UserError naming field, value and rule.
+# `python -m study.config` prints every rule.
+def odd(k: int) -> bool:
+    return k % 2 == 1
+
+
+Count = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 2)]      # numpy seeds are < 2**32; the carve uses seed + 1
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Filters = Annotated[int, Field(ge=1, le=1024)]
+Kernel = Annotated[int, Field(ge=1, le=31), Predicate(odd)]
+
+
+@checked_dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
 class TrainConfig:
     # ---- data (fixed per study) ----
-    resolution: int = 200            # px, square input side; seed: 200x200 grayscale
-    val_source: str = "split"        # "split": patient-level carve from train; "official": val/ (16 images)
-    val_fraction: float = 0.10       # share of train patients used for validation
-    holdout_fraction: float = 0.10   # share of train patients held out as our own test split
-    split_seed: int = 0              # seeds the patient-level carve; same for every trial of a study
-    max_train_images: int = 0        # 0 = all; else a seeded stratified subset (CPU studies)
-    augment: str = "none"            # level of study/augment.py: none / light / medium / strong (training only)
-    augment_strength: float = 1.0    # multiplies the level's magnitudes (gamma on a log scale); 1 = as declared
+    resolution: Annotated[int, Field(ge=16, le=2048)] = 200  # px, square input side; seed: 200x200 grayscale
+    val_source: Literal[VAL_SOURCES] = "split"  # "split": patient-level carve from train; "official": val/ (16 images)
+    val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.10      # share of train patients used for validation
+    holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.10  # share of train patients held out as our own test split
+    split_seed: Seed = 0             # seeds the patient-level carve; same for every trial of a study
+    max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = all; else a seeded stratified subset (CPU studies)
+    augment: Literal[AUGMENTS] = "none"  # level of study/augment.py: none / light / medium / strong (training only)
+    augment_strength: Annotated[float, Field(ge=0, le=3)] = 1.0  # multiplies the level's magnitudes (gamma on a log scale); 1 = as declared
 
     # ---- model ----
-    num_classes: int = 2             # 2: normal/pneumonia (1 logit, sigmoid); 3: normal/bacteria/virus (softmax)
-    filters: tuple[int, ...] = (32, 32, 32, 32)   # conv filters per block; len = number of blocks
-    kernel_sizes: tuple[int, ...] = (3, 3, 3, 3)  # conv kernel side (px) per block; odd, 'same' padding
-    dense_units: int = 128           # hidden dense layer width
-    extra_layers: tuple[str, ...] = ()  # added layers, in order; each of EXTRA_LAYERS (see study/model.py)
-    dropout: float = 0.0             # drop probability; 0 = no dropout layer
-    dropout_place: str = "dense"     # "dense": before the output layer; "conv": after each block; "both"
-    norm: str = "none"               # "batch": BatchNorm2d after every convolution; "none": as the seed
+    num_classes: Literal[2, 3] = 2   # 2: normal/pneumonia (1 logit, sigmoid); 3: normal/bacteria/virus (softmax)
+    filters: Annotated[tuple[Filters, ...], Field(min_length=1, max_length=10)] = (32, 32, 32, 32)  # conv filters per block; len = number of blocks
+    kernel_sizes: Annotated[tuple[Kernel, ...], Field(min_length=1, max_length=10)] = (3, 3, 3, 3)  # conv kernel side (px) per block; odd, 'same' padding
+    dense_units: Annotated[int, Field(ge=1, le=8192)] = 128  # hidden dense layer width
+    extra_layers: Annotated[tuple[Literal[EXTRA_LAYERS], ...], Field(max_length=8)] = ()  # added layers, in order (see study/model.py)
+    dropout: Fraction = 0.0          # drop probability; 0 = no dropout layer
+    dropout_place: Literal[DROPOUT_PLACES] = "dense"  # "dense": before the output layer; "conv": after each block; "both"
+    norm: Literal[NORMS] = "none"    # "batch": BatchNorm2d after every convolution; "none": as the seed
 
     # ---- optimisation ----
-    optimizer: str = "adam"          # one of OPTIMIZERS
-    lr: float = 1e-3                 # learning rate
-    momentum: float = 0.9            # used by sgd_momentum and nesterov only
-    weight_decay: float = 0.0        # L2, per optimizer step
-    batch_size: int = 32             # images per step
-    epochs: int = 12                 # full passes over train
-    class_balance: str = "none"      # "weights": inverse-frequency loss weights; "sampler": draw len(train)
+    optimizer: Literal[OPTIMIZERS] = "adam"
+    lr: Annotated[float, Field(gt=0)] = 1e-3  # learning rate (finite, like every float here)
+    momentum: Fraction = 0.9         # used by sgd_momentum and nesterov only (> 0 there: CROSS_RULES)
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0  # L2, per optimizer step
+    batch_size: Count = 32           # images per step
+    epochs: Count = 12               # full passes over train
+    class_balance: Literal[CLASS_BALANCES] = "none"  # "weights": inverse-frequency loss weights; "sampler": draw len(train)
                                      # images per epoch with replacement, each class equally likely
-    early_stopping_patience: int = 0  # epochs without val improvement before stopping; 0 = off (separate from ASHA)
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 0  # epochs without val improvement before stopping; 0 = off (separate from ASHA)
 
     # ---- runtime ----
-    seed: int = 0                    # init, shuffling and augmentation
-    precision: str = "auto"          # "auto": bf16 where native (CUDA Ampere+, CPU AVX512-BF16/AMX), else fp32
+    seed: Seed = 0                   # init, shuffling and augmentation
+    precision: Literal[PRECISIONS] = "auto"  # "auto": bf16 where native (CUDA Ampere+, CPU AVX512-BF16/AMX), else fp32
     channels_last: bool = True       # memory format for convs (faster with oneDNN / cuDNN)
 
-    def __post_init__(self) -> None:
-        def check(ok: bool, msg: str) -> None:
-            if not ok:
-                raise UserError(f"config: {msg}")
-        check(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
-        check(self.num_classes in (2, 3), f"num_classes={self.num_classes}; expected 2 or 3")
-        check(len(self.filters) >= 1 and len(self.filters) == len(self.kernel_sizes),
-              f"filters {self.filters} and kernel_sizes {self.kernel_sizes} must have the same length >= 1")
-        check(all(k % 2 == 1 and k > 0 for k in self.kernel_sizes), f"kernel_sizes {self.kernel_sizes} must be odd")
-        check(all(f > 0 for f in self.filters), f"filters {self.filters} must be positive")
-        check(all(x in EXTRA_LAYERS for x in self.extra_layers),
-              f"extra_layers={self.extra_layers}; each must be one of {EXTRA_LAYERS}")
-        check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout}; expected 0 <= p < 1")
-        check(self.dropout_place in DROPOUT_PLACES, f"dropout_place={self.dropout_place!r}; expected {DROPOUT_PLACES}")
-        check(self.augment in AUGMENTS, f"augment={self.augment!r}; expected {AUGMENTS}")
-        check(self.precision in PRECISIONS, f"precision={self.precision!r}; expected {PRECISIONS}")
-        check(self.class_balance in CLASS_BALANCES, f"class_balance={self.class_balance!r}; expected {CLASS_BALANCES}")
-        check(self.norm in NORMS, f"norm={self.norm!r}; expected {NORMS}")
-        check(0.0 <= self.augment_strength <= 3.0, f"augment_strength={self.augment_strength}; expected 0 <= s <= 3")
-        check(self.val_source in VAL_SOURCES, f"val_source={self.val_source!r}; expected {VAL_SOURCES}")
-        check(0.0 < self.val_fraction < 0.5, f"val_fraction={self.val_fraction}; expected 0 < f < 0.5")
-        check(0.0 <= self.holdout_fraction < 0.5, f"holdout_fraction={self.holdout_fraction}; expected 0 <= f < 0.5")
-        check(self.resolution >= 16, f"resolution={self.resolution}; expected >= 16 px")
-        check(self.lr > 0 and self.batch_size > 0 and self.epochs > 0, "lr, batch_size and epochs must be positive")
-        check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, values: Any, handler):
+        """Every field's rule, then CROSS_RULES; the first broken one is a one-line UserError."""
+        try:
+            cfg = handler(values)
+        except ValidationError as e:
+            raise UserError(_field_error(e, getattr(values, "kwargs", None) or {})) from None
+        for names, rule, ok in CROSS_RULES:
+            if not ok(cfg):
+                raise UserError(f"{rule} (got {', '.join(f'{n}={getattr(cfg, n)!r}' for n in names)})")
+        return cfg
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -151,23 +187,23 @@ class TrainConfig:
         unknown = sorted(set(overrides) - set(cls.field_names()))
         if unknown:
             raise UserError(f"config: unknown key(s) {unknown}; valid keys: {', '.join(cls.field_names())}")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        coerced = {k: _coerce(k, types[k], v) for k, v in overrides.items()}
-        return dataclasses.replace(base or cls(), **coerced)
+        return dataclasses.replace(base or cls(), **{k: _loosen(k, v) for k, v in overrides.items()})
 
     @classmethod
     def from_strings(cls, pairs: list[str], base: "TrainConfig | None" = None) -> "TrainConfig":
         """Parse CLI `--set key=value` pairs (values as JSON when they parse, else strings)."""
-        overrides: dict[str, Any] = {}
-        for pair in pairs:
-            if "=" not in pair:
-                raise UserError(f"--set {pair!r}: expected key=value, e.g. --set lr=0.01")
-            key, raw = pair.split("=", 1)
-            try:
-                overrides[key.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                overrides[key.strip()] = raw  # _coerce splits "a,b" for tuple fields
-        return cls.from_overrides(overrides, base)
+        return cls.from_overrides(parse_pairs(pairs), base)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> "TrainConfig":
+        """A config.json (a checkpoint's, a results tree's); a bad one is a UserError naming the file."""
+        try:
+            values = json.loads(Path(path).read_text())
+            if not isinstance(values, dict):
+                raise UserError(f"expected a JSON object of TrainConfig fields, got {type(values).__name__}")
+            return cls.from_overrides(values)
+        except (OSError, ValueError, UserError) as e:
+            raise UserError(f"{path}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,24 +213,122 @@ class TrainConfig:
         return tuple(getattr(self, f) for f in DATA_FIELDS)
 
 
-def _coerce(name: str, typ: str, value: Any) -> Any:
-    """JSON, Ray and the CLI give lists and ints where the dataclass wants tuples and floats."""
+# Rules between fields: (fields, rule, check). Checked after every field's own rule.
+CROSS_RULES: tuple[tuple[tuple[str, ...], str, Callable[[TrainConfig], bool]], ...] = (
+    (("filters", "kernel_sizes"), "filters and kernel_sizes need the same length (one kernel per conv block)",
+     lambda c: len(c.filters) == len(c.kernel_sizes)),
+    (("optimizer", "momentum"), "optimizers nesterov and sgd_momentum need momentum > 0 (with 0 they are "
+     "plain sgd: use optimizer=sgd)", lambda c: c.optimizer not in ("nesterov", "sgd_momentum") or c.momentum > 0),
+)
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs -> {key: value}; values as JSON when they parse, else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set {pair!r}: expected key=value, e.g. --set lr=0.01")
+        key, raw = pair.split("=", 1)
+        out[key.strip()] = _json_or_str(raw)  # _loosen splits "a,b" for list fields
+    return out
+
+
+def _json_or_str(raw: str) -> Any:
     try:
-        if typ.startswith("tuple"):
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v]
-            inner = int if "int" in typ else str
-            return tuple(inner(v) for v in value)
-        if typ == "bool":
-            if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes")
-            return bool(value)
-        if typ == "int":
-            if float(value) != int(float(value)):
-                raise ValueError("not a whole number")
-            return int(float(value))
-        if typ == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"config: {name}={value!r} is not a valid {typ} ({e})") from None
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _loosen(name: str, value: Any) -> Any:
+    """What pydantic's conversions leave out: "a,b" (CLI) for a list field; a bool for a number is refused."""
+    r = rule(name)
+    if r.kind == "list" and isinstance(value, str):
+        return tuple(_json_or_str(v.strip()) for v in value.split(",") if v.strip())
+    if r.kind in ("int", "float") and isinstance(value, bool):
+        raise UserError(f"{name} must be {r} (got {value!r})")
+    return value
+
+
+# ---- the declared rules, as data: messages, the search-space check and the fuzz test read them ----
+@dataclass(frozen=True)
+class Rule:
+    """One field's declared rule: kind int/float/bool/str/choice/list, bounds, choices, list items."""
+    kind: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple = ()
+    predicates: tuple[str, ...] = ()   # names of functions the value must satisfy (e.g. "odd")
+    item: "Rule | None" = None         # list items
+    min_len: int = 0
+    max_len: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "list":
+            n = (f"{self.min_len} to {self.max_len}" if self.min_len else f"at most {self.max_len}") \
+                if self.max_len is not None else f"at least {self.min_len}"
+            return f"a list of {n} item(s), each {self.item}"
+        noun = {"int": "integer", "float": "finite number", "bool": "true or false", "str": "string"}[self.kind]
+        if self.kind == "bool":
+            return noun
+        words = " ".join([*self.predicates, noun])
+        bounds = [f"{op} {v if isinstance(v, int) else format(v, 'g')}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                  if v is not None]
+        return ("an " if words[0] in "aeiou" else "a ") + words + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _rule_of(annotation: Any, metadata: list) -> Rule:
+    if get_origin(annotation) is Annotated:
+        base, *extra = get_args(annotation)
+        return _rule_of(base, [*metadata, *extra])
+    flat = []
+    for m in metadata:  # a nested Field(...) carries its constraints as metadata
+        flat += getattr(m, "metadata", None) or [m] if isinstance(m, FieldInfo) else [m]
+    kw: dict[str, Any] = {}
+    for m in flat:
+        for key in ("ge", "gt", "le", "lt"):
+            if getattr(m, key, None) is not None:
+                kw[key] = getattr(m, key)
+        if isinstance(m, Predicate):
+            kw["predicates"] = (*kw.get("predicates", ()), m.func.__name__)
+        if getattr(m, "min_length", None) is not None:
+            kw["min_len"] = m.min_length
+        if getattr(m, "max_length", None) is not None:
+            kw["max_len"] = m.max_length
+    if get_origin(annotation) is Literal:
+        return Rule("choice", choices=get_args(annotation))
+    if get_origin(annotation) is tuple:
+        return Rule("list", item=_rule_of(get_args(annotation)[0], []), **kw)
+    return Rule({int: "int", float: "float", bool: "bool", str: "str"}[annotation], **kw)
+
+
+@functools.cache
+def rule(name: str) -> Rule:
+    """The declared rule of TrainConfig field `name`."""
+    f = TrainConfig.__pydantic_fields__[name]
+    return _rule_of(f.annotation, list(f.metadata))
+
+
+def _field_error(e: ValidationError, given: Mapping[str, Any]) -> str:
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else ""
+    more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
+    if err["type"] == "unexpected_keyword_argument":
+        return f"config: unknown key {name!r}; valid keys: {', '.join(TrainConfig.field_names())}"
+    if name not in TrainConfig.__pydantic_fields__:
+        return f"config: {err['msg']}{more}"
+    return f"{name} must be {rule(name)} (got {given.get(name, err['input'])!r}){more}"
+
+
+def describe_rules() -> str:
+    """Every field's rule and the rules between fields, as `python -m study.config` prints them."""
+    lines = [f"{n:24s} {rule(n)}" for n in TrainConfig.field_names()]
+    return "\n".join(lines + ["", "between fields:"] + [f"  {r}" for _, r, _ in CROSS_RULES])
+
+
+if __name__ == "__main__":
+    print(describe_rules())

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +40,9 @@ SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "chest_xray"
 IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini")
 _PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.I)
 _NORMAL = re.compile(r"^((?:NORMAL2-)?IM-\d+)", re.I)
+# The fewest readable images a class folder may hold (an unreadable file is skipped, not counted);
+# after the patient-level carve, train and validation must also each hold every class of the task.
+MIN_IMAGES_PER_CLASS = 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class TrainData:
     stress: Split     # val under every change of study.augment.STRESS (fixed, seeded by split_seed)
     data_key: tuple
     description: str
+    skipped: list[dict] = field(default_factory=list)  # {"file", "reason"} of every file left out, all splits read
 
 
 def stressed(val: Split, seed: int) -> Split:
@@ -111,6 +117,28 @@ def _visible(p: Path) -> bool:
     return not p.name.startswith(".") and p.name not in IGNORED
 
 
+def class_files(cdir: Path) -> tuple[list[Path], list[dict]]:
+    """Every visible file under `cdir`, entering symlinked folders (each real folder once, so a link
+    loop ends); a dangling link is returned as skipped with its reason, never dropped."""
+    files, skipped, seen = [], [], set()
+    for dirpath, dirnames, filenames in os.walk(cdir, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if _visible(Path(d)))
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not _visible(p):
+                continue
+            if p.is_symlink() and not p.exists():
+                skipped.append({"file": str(p), "reason": f"dangling symbolic link (its target {os.readlink(p)} does not exist)"})
+            elif p.is_file():
+                files.append(p)
+    return sorted(files), skipped
+
+
 def scan_split(root: Path, split: str) -> tuple[list[Item], list[dict]]:
     """File names only (no decoding): items and the files skipped for their name or type."""
     d = root / split
@@ -125,10 +153,10 @@ def scan_split(root: Path, split: str) -> tuple[list[Item], list[dict]]:
         cdir = next((p for p in sub if p.is_dir() and p.name.upper() == cls), None)
         if cdir is None:
             raise UserError(f"{d}: no {cls}/ folder; expected {d}/{cls}/*.jpeg")
-        files = sorted(p for p in cdir.rglob("*") if p.is_file() and _visible(p)
-                       and not any(part in IGNORED or part.startswith(".") for part in p.relative_to(cdir).parts))
-        if not files:
+        files, dangling = class_files(cdir)
+        if not files and not dangling:
             raise UserError(f"{cdir}: empty class folder; expected .jpeg images of {cls.lower()} chest X-rays")
+        skipped += dangling
         for f in files:
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append({"file": str(f), "reason": f"not an image file name (expected {', '.join(IMAGE_SUFFIXES)})"})
@@ -164,54 +192,101 @@ def load_split(root: Path, split: str, resolution: int, strict: bool = False,
         raise UserError(f"{s['file']}: {s['reason']} (--strict; {len(skipped)} file(s) in {root / split} unreadable)")
     ok = got["ok"]
     kept = [it for it, k in zip(items, ok) if k]
-    if not kept:
-        raise UserError(f"{root / split}: no readable images")
+    check_class_counts(root / split, kept, skipped)
     return Split(got["images"], np.array([it.label3 for it in kept], np.int64),
                  np.array([it.patient for it in kept]), [str(it.path) for it in kept],
                  [tuple(s) for s, k in zip(got["sizes"], ok) if k], skipped)
 
 
+def check_class_counts(split_dir: Path, kept: list[Item], skipped: list[dict]) -> None:
+    """Each class folder keeps at least MIN_IMAGES_PER_CLASS readable images; else a UserError
+    naming the folder, how many files were skipped there and the first reasons."""
+    for cls in CLASS_DIRS:
+        n = sum(1 for it in kept if (it.label3 > 0) == (cls == "PNEUMONIA"))
+        if n >= MIN_IMAGES_PER_CLASS:
+            continue
+        cdir = next(p for p in split_dir.iterdir() if p.is_dir() and p.name.upper() == cls)
+        bad = [s for s in skipped if Path(s["file"]).is_relative_to(cdir)]
+        first = "; ".join(f"{Path(b['file']).name}: {b['reason']}" for b in bad[:2])
+        have = "no readable" if n == 0 else f"only {n} readable"
+        raise UserError(f"{cdir}: {have} {cls} image (at least {MIN_IMAGES_PER_CLASS} needed; {len(bad)} skipped, "
+                        f"first: {first}); replace the files or see python -m study.data for the full list")
+
+
+def skipped_note(n: int, where) -> str:
+    """The line study.train and study.run print when files were left out."""
+    return (f"{n} file(s) skipped (unreadable, misnamed or dangling links; --strict makes them an error); "
+            f"the list with reasons: {where}")
+
+
+def check_task_classes(split: Split, what: str, num_classes: int) -> None:
+    """After the carve: `split` holds every class the task predicts, or a UserError naming the class."""
+    names = ("NORMAL", "PNEUMONIA") if num_classes == 2 else tuple(c.upper() for c in CLASSES)
+    present = set(np.unique(targets(split.labels3, num_classes)).tolist())
+    missing = [names[i] for i in range(num_classes) if i not in present]
+    if missing:
+        raise UserError(f"{what}: no {' or '.join(missing)} image among its {len(split.labels3)} images of "
+                        f"{len(set(split.patients))} patients; the data set needs more readable images of that class")
+
+
 # ---- patient-level splits --------------------------------------------------------------------
-def carve(labels3: np.ndarray, patients: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rest, carved) indices: about `fraction` of the patients, stratified by class, no patient in both."""
+def carve(labels3: np.ndarray, patients: np.ndarray, fraction: float, seed: int,
+          name: str = "fraction") -> tuple[np.ndarray, np.ndarray]:
+    """(rest, carved) indices: about `fraction` of the patients, stratified by class, no patient in both.
+    `name`: the config field `fraction` comes from, for the error when it is less than one patient."""
+    n_patients = len(set(patients.tolist()))
+    limit = min(n_patients, int(np.bincount(labels3).max()))  # a fold needs a patient, and a class that fills it
+    if not math.isfinite(1.0 / fraction) or round(1.0 / fraction) > limit:
+        raise UserError(f"{name}={fraction:g} is less than one of the {n_patients} patients; use at least "
+                        f"{1.0 / limit:.3g} (or more images)")
     n_splits = max(2, round(1.0 / fraction))
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest, carved = next(folds.split(np.zeros(len(labels3)), labels3, groups=patients))
     return np.sort(rest), np.sort(carved)
 
 
-def _train_pool(root: Path, cfg: TrainConfig, cache_dir, progress) -> tuple[Split, Split | None]:
+def _train_pool(root: Path, cfg: TrainConfig, cache_dir, progress, strict: bool = False) -> tuple[Split, Split | None]:
     """Official train minus our hold-out (the patients `load_test` returns when there is no test/)."""
-    full = load_split(root, "train", cfg.resolution, cache_dir=cache_dir, progress=progress)
+    full = load_split(root, "train", cfg.resolution, strict=strict, cache_dir=cache_dir, progress=progress)
     if cfg.holdout_fraction == 0:
         return full, None
-    rest, held = carve(full.labels3, full.patients, cfg.holdout_fraction, cfg.split_seed)
-    return full.take(rest), full.take(held)
+    rest, held = carve(full.labels3, full.patients, cfg.holdout_fraction, cfg.split_seed, "holdout_fraction")
+    rest_split = full.take(rest)
+    rest_split.skipped = full.skipped
+    return rest_split, full.take(held)
 
 
 def prepare(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None,
-            progress: bool = True) -> TrainData:
-    """Train and validation images for `cfg`'s data fields. Never reads test/."""
+            progress: bool = True, strict: bool = False) -> TrainData:
+    """Train and validation images for `cfg`'s data fields. Never reads test/. `strict`: any
+    unreadable or misnamed file is a UserError; else they are skipped and listed in .skipped."""
     root = find_root(root or SAMPLE_ROOT)
-    pool, _ = _train_pool(root, cfg, cache_dir, progress)
+    pool, _ = _train_pool(root, cfg, cache_dir, progress, strict)
+    skipped = list(pool.skipped)
     if cfg.val_source == "official":
-        train, val = pool, load_split(root, "val", cfg.resolution, cache_dir=cache_dir, progress=progress)
+        train, val = pool, load_split(root, "val", cfg.resolution, strict=strict, cache_dir=cache_dir, progress=progress)
+        skipped += val.skipped
     else:
         frac = cfg.val_fraction / (1.0 - cfg.holdout_fraction)
-        rest, v = carve(pool.labels3, pool.patients, frac, cfg.split_seed + 1)
+        rest, v = carve(pool.labels3, pool.patients, frac, cfg.split_seed + 1, "val_fraction")
         train, val = pool.take(rest), pool.take(v)
     n_classes = len(np.unique(train.labels3))
     if 0 < cfg.max_train_images < n_classes:
         raise UserError(f"config: max_train_images={cfg.max_train_images}; expected 0 (all) or at least "
                         f"{n_classes} (one image per class)")
     if cfg.max_train_images and cfg.max_train_images < len(train.labels3):
+        # stratifying needs two images per class, and one per class on both sides
+        per_class = np.unique(train.labels3, return_counts=True)[1]
+        can_stratify = len(train.labels3) - cfg.max_train_images >= n_classes and per_class.min() >= 2
         idx, _ = train_test_split(np.arange(len(train.labels3)), train_size=cfg.max_train_images,
-                                  stratify=train.labels3, random_state=cfg.split_seed)
+                                  stratify=train.labels3 if can_stratify else None, random_state=cfg.split_seed)
         train = train.take(np.sort(idx))
+    check_task_classes(train, f"{root}: the training split", cfg.num_classes)
+    check_task_classes(val, f"{root}: the validation split ({cfg.val_source})", cfg.num_classes)
     desc = (f"{root}: train {len(train.labels3)} images / {len(set(train.patients))} patients, "
             f"val ({cfg.val_source}) {len(val.labels3)} / {len(set(val.patients))} (+{len(STRESS)}x stressed), "
             f"{cfg.resolution}px")
-    return TrainData(train, val, stressed(val, cfg.split_seed), cfg.data_key(), desc)
+    return TrainData(train, val, stressed(val, cfg.split_seed), cfg.data_key(), desc, skipped)
 
 
 def load_test(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None) -> tuple[Split, str]:

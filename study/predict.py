@@ -21,7 +21,9 @@ one channel, the model's precision and memory format. Accepted files: .jpeg, .jp
 that decode.
 
 A file that cannot be predicted (missing, empty, not an image, truncated...) gets one line on
-stderr, `predict: PATH: reason (skipped)`, and the others are still predicted.
+stderr, `predict: PATH: reason (skipped)`, and the others are still predicted. A model whose
+weights are not finite (its run diverged) is refused; every --json line is valid JSON (a
+non-finite probability is never printed: that file is skipped with its reason).
 Exit status: 0 all predicted, 1 some file(s) skipped, 2 a usage mistake (e.g. PATH is not a
 checkpoint), with a one-line `error: ...` on stderr.
 """
@@ -40,6 +42,7 @@ from study import checkpoint as ckpt_io
 from study.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.config import TrainConfig, UserError
 from study.data import CLASSES
+from study.divergence import non_finite_weights
 from study.model import probabilities
 from study.train import EVAL_BATCH, model_from, pick_device, predict_logits
 
@@ -58,8 +61,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig, float | None]:
-    """(model in eval mode, its config, its headline threshold or None) from a checkpoint; UserError if unusable."""
+    """(model in eval mode, its config, its headline threshold or None) from a checkpoint; UserError if
+    unusable, or if its weights are not finite (its training diverged)."""
     ckpt = ckpt_io.load(path)
+    bad = non_finite_weights(ckpt["model"])
+    if bad:
+        raise UserError(f"{path}: the model's weights are not finite (NaN or inf in {bad}): its training "
+                        f"diverged; retrain it with a smaller lr")
     model, cfg = model_from(ckpt, device or pick_device(), where=str(path))
     return model, cfg, (ckpt.get("release") or {}).get("threshold")
 
@@ -142,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         probs = predict_arrays(model, cfg, np.stack(arrays))
         for path, prob in zip(paths, probs):
             rec = as_record(path, prob, threshold)
-            print(json.dumps(rec) if args.json else format_record(rec), flush=True)
+            if not np.isfinite(np.asarray(prob)).all():
+                failed += 1
+                print(f"predict: {path}: the model gives a non-finite probability (skipped)", file=sys.stderr, flush=True)
+                continue
+            print(json.dumps(rec, allow_nan=False) if args.json else format_record(rec), flush=True)
     if failed:
         print(f"predict: {failed} of {len(args.images)} file(s) skipped", file=sys.stderr)
     return 1 if failed else 0

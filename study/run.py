@@ -7,10 +7,15 @@
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m study.run --experiment all \
         --address auto --data s3://BUCKET/chest_xray --storage s3://BUCKET/study --gpus-per-trial 0.25
 
-prints Ray's trial table while running, then one line per experiment: trials, epochs run against
-the budget, the best validation accuracy and its configuration, and where the results are
-(STORAGE/EXPERIMENT/: one folder per trial with result.json, progress.csv and a checkpoint, plus
-study.json describing the experiment for `python -m analysis.report`).
+prints Ray's trial table while running, then one line per experiment: trials (errored and
+diverged counted apart), epochs run against the budget, the best score and its configuration, and
+where the results are (STORAGE/EXPERIMENT/: one folder per trial with result.json, progress.csv and
+a checkpoint, study.json describing the experiment for `python -m analysis.report`, and
+skipped_files.json listing the images left out), then one line per errored or diverged trial.
+
+Exit status: 0 when every trial finished (ran its budget, or was stopped by ASHA, by early
+stopping, or by diverging), 1 when any trial errored, 2 for a usage or data mistake: one
+`error: ...` line naming the flag, field, path or class, before Ray starts or a folder is made.
 On a cluster (--address, or inside a Ray Job) --data is required: the bundled sample is a smoke
 test, not a study. --data is a folder on the head node or an s3:// (gs://...) prefix, which the
 driver copies once to the node's cache (study/fetch.py); only the driver reads images.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -32,29 +38,38 @@ import ray  # noqa: E402
 from pyarrow import fs as pafs  # noqa: E402
 
 import search_spaces  # noqa: E402
-from study.config import BEST_METRIC, EARLY_STOPPED, METRIC, MODE, STUDY_FILE, TrainConfig, UserError  # noqa: E402
-from study.data import prepare  # noqa: E402
+from study import checks  # noqa: E402
+from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED,  # noqa: E402
+                          METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
+                          parse_pairs, trial_status)
+from study.data import prepare, skipped_note  # noqa: E402
+from study.divergence import WHY  # noqa: E402
 from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
 
 IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a Ray Job's entrypoint only
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m study.run", description=__doc__.split("\n")[0])
     ap.add_argument("--experiment", default="quick", help=f"one of {', '.join(search_spaces.NAMES)}, or all")
     ap.add_argument("--data", default=None, help="data set: a folder, or an s3:// prefix copied once to the node's "
                     "cache (default: the bundled sample; required with --address and in a Ray Job)")
     ap.add_argument("--storage", default="results", help="results root: local dir, NFS path or s3://bucket/prefix")
-    ap.add_argument("--resolution", type=int, default=None, help="input px (default: the space's, else 200)")
-    ap.add_argument("--max-epochs", type=int, default=None, help="epoch budget per trial (default: the space's)")
-    ap.add_argument("--num-samples", type=int, default=None, help="samples of the space (default: the space's)")
-    ap.add_argument("--max-train-images", type=int, default=None, help="train on a stratified subset (CPU studies)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fix a TrainConfig field for every trial")
-    ap.add_argument("--cpus-per-trial", type=float, default=1.0)
-    ap.add_argument("--gpus-per-trial", type=float, default=None,
+    ap.add_argument("--resolution", type=checks.positive_int, default=None, help="input px (default: the space's, else 200)")
+    ap.add_argument("--max-epochs", type=checks.positive_int, default=None, help="epoch budget per trial (default: the space's)")
+    ap.add_argument("--num-samples", type=checks.positive_int, default=None, help="samples of the space (default: the space's)")
+    ap.add_argument("--max-train-images", type=checks.positive_int, default=None,
+                    help="train on a stratified subset (CPU studies)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="fix a TrainConfig field for every trial (not one the experiment searches)")
+    ap.add_argument("--strict", action="store_true", help="an unreadable or misnamed image is an error, not a skip")
+    ap.add_argument("--cpus-per-trial", type=checks.positive_float, default=1.0)
+    ap.add_argument("--gpus-per-trial", type=checks.nonnegative_float, default=None,
                     help="GPUs per trial, fractions pack trials on one GPU (default: 1 if the cluster has GPUs, else 0)")
-    ap.add_argument("--max-concurrent", type=int, default=0, help="cap on trials at once (0: as resources allow)")
-    ap.add_argument("--max-failures", type=int, default=2, help="restarts of a crashed trial from its checkpoint")
+    ap.add_argument("--max-concurrent", type=checks.nonnegative_int, default=0,
+                    help="cap on trials at once (0: as resources allow)")
+    ap.add_argument("--max-failures", type=checks.nonnegative_int, default=2,
+                    help="restarts of a crashed trial from its checkpoint (divergence and user errors are not retried)")
     ap.add_argument("--address", default=None, help="Ray address; omit to start Ray here, 'auto' to join a cluster")
     ap.add_argument("--wandb-project", default=None, help="log every trial to this W&B project (group = experiment)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
@@ -76,44 +91,77 @@ def _exists(uri: str) -> bool:
 def experiment_plan(name: str, args: argparse.Namespace) -> tuple[TrainConfig, dict, object]:
     """-> (base config, Ray param_space, search space module) for one experiment."""
     space = search_spaces.load(name)
+    searched = sorted(set(parse_pairs(args.set)) & set(space.SPACE))
+    if searched:
+        k = searched[0]
+        raise UserError(f"{k} is searched by {name}; drop --set {k} or pick a question that does not search it")
     fixed = {**space.FIXED, "epochs": args.max_epochs or space.MAX_EPOCHS}
-    if args.resolution:
+    if args.resolution is not None:
         fixed["resolution"] = args.resolution
     if args.max_train_images is not None:
         fixed["max_train_images"] = args.max_train_images
     base = TrainConfig.from_strings(args.set, TrainConfig.from_overrides(fixed))
+    search_spaces.check_space(name, space.SPACE, base)  # with the flags and --set: every trial's config is valid
     return base, {**base.to_dict(), **space.SPACE}, space
 
 
+def last_line(error) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
 def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
-    epochs = [int(r.metrics.get("training_iteration", 0)) for r in results if r.metrics]
-    budget = base.epochs * len(results)
-    early = sum(1 for r in results if r.metrics and r.metrics.get(EARLY_STOPPED))
-    asha_stopped = sum(1 for e, r in zip(epochs, results) if e < base.epochs and not r.metrics.get(EARLY_STOPPED))
-    out = {"trials": len(results), "errors": len(results.errors), "epochs_run": sum(epochs), "epochs_budget": budget,
-           "stopped_by_asha": asha_stopped if space.ASHA else 0, "stopped_by_patience": early}
-    try:
-        best = results.get_best_result(metric=BEST_METRIC, mode=MODE, scope="last")
-        out.update({"best_" + METRIC: best.metrics[BEST_METRIC], "best_config": {k: best.config[k] for k in space.SPACE},
-                    "best_trial_path": best.path})
-    except RuntimeError:  # every trial errored
-        pass
+    """The experiment's outcome: one line printed (errored and diverged trials counted apart from
+    ASHA's stops), one more per errored or diverged trial; the same in study.json's "summary"."""
+    trials = []
+    for r in results:
+        last = r.metrics or {}
+        status = trial_status(last, base.epochs, r.error is not None, bool(space.ASHA))
+        why = None
+        if r.error is not None:
+            why = last_line(r.error)
+        elif status == DIVERGED:
+            why = f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}"
+        elif status == ERRORED:
+            why = last.get(ERROR_MESSAGE) or f"stopped after {last.get(EPOCH, 0)} of {base.epochs} epochs"
+        trials.append({"trial": Path(r.path).name, "status": status, "epochs": int(last.get(EPOCH) or 0),
+                       "best": last.get(BEST_METRIC), "config": r.config, "path": r.path, "why": why})
+    count = {s: sum(t["status"] == s for t in trials) for s in (*DONE_STATUSES, ERRORED)}
+    out = {"trials": len(trials), "errors": count[ERRORED], "diverged": count[DIVERGED],
+           "epochs_run": sum(t["epochs"] for t in trials), "epochs_budget": base.epochs * len(trials),
+           "stopped_by_asha": count[STOPPED_BY_ASHA], "stopped_by_patience": count[EARLY_STOPPED], "statuses": count,
+           "errored_trials": [{"trial": t["trial"], "error": t["why"]} for t in trials if t["status"] == ERRORED],
+           "diverged_trials": [{"trial": t["trial"], "why": t["why"]} for t in trials if t["status"] == DIVERGED]}
+    ranked = [t for t in trials if t["status"] != ERRORED and t["status"] != DIVERGED
+              and isinstance(t["best"], (int, float)) and math.isfinite(t["best"])]
+    if ranked:
+        best = (max if MODE == "max" else min)(ranked, key=lambda t: t["best"])
+        out.update({"best_" + METRIC: best["best"], "best_config": {k: best["config"][k] for k in space.SPACE},
+                    "best_trial_path": best["path"]})
     best_txt = (f"best {METRIC} {out['best_' + METRIC]:.4f} ({', '.join(f'{k}={v}' for k, v in out['best_config'].items())})"
                 if "best_config" in out else "no successful trial")
-    print(f"{name}: {out['trials']} trials ({out['errors']} errored), {out['epochs_run']}/{budget} epochs run "
-          f"(ASHA stopped {out['stopped_by_asha']}, early stopping {early}), {best_txt}, results in {path}", flush=True)
+    print(f"{name}: {out['trials']} trials ({out['errors']} errored, {out['diverged']} diverged), {out['epochs_run']}/"
+          f"{out['epochs_budget']} epochs run (ASHA stopped {out['stopped_by_asha']}, early stopping "
+          f"{out['stopped_by_patience']}), {best_txt}, results in {path}", flush=True)
+    for t in trials:
+        if t["status"] in (ERRORED, DIVERGED):
+            print(f"  {t['status']}: {t['trial']}: {t['why']}", flush=True)
     return out
+
+
+def target(name: str, args: argparse.Namespace) -> str:
+    """STORAGE/EXPERIMENT; an existing one needs --resume or --overwrite (checked before Ray starts)."""
+    path = f"{storage_uri(args.storage).rstrip('/')}/{name}"
+    if not (args.resume and can_restore(path)) and "://" not in path and _exists(path) and not args.overwrite:
+        raise UserError(f"{path} exists; pass --resume to continue it, --overwrite to start again, or another --storage")
+    return path
 
 
 def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dict:
     base, param_space, space = experiment_plan(name, args)
-    key = base.data_key()
-    if key not in data_cache:
-        data_cache[key] = prepare(args.data, base)
-        print(data_cache[key].description, flush=True)
-    data = data_cache[key]
+    data = data_cache[base.data_key()]
     root = storage_uri(args.storage)
-    path = f"{root.rstrip('/')}/{name}"
+    path = target(name, args)
     gpus = args.gpus_per_trial
     if gpus is None:
         has_gpu = bool(ray.cluster_resources().get("GPU"))
@@ -126,13 +174,14 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
         tuner = restore_tuner(path, data, resources)
     else:
         if _exists(path) and "://" not in path:
-            if not args.overwrite:
-                raise UserError(f"{path} exists; pass --resume to continue it, --overwrite to start again, or another --storage")
-            shutil.rmtree(path)
+            shutil.rmtree(path)  # --overwrite (target() refused it otherwise)
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
                             callbacks=wandb_callbacks(args.wandb_project, name), max_failures=args.max_failures,
                             max_concurrent=args.max_concurrent, search_alg=make_searcher(space))
+    _write(f"{path}/{SKIPPED_FILE}", json.dumps(data.skipped, indent=1))
+    if data.skipped:
+        print(skipped_note(len(data.skipped), f"{path}/{SKIPPED_FILE}"), flush=True)
     meta = {"experiment": name, "question": space.QUESTION, "doc": space.__doc__, "command": " ".join(sys.argv),
             "data_root": (args.data if "://" in args.data else str(Path(args.data).resolve())) if args.data else None,
             "data": data.description,
@@ -140,7 +189,8 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
             "searched": sorted(space.SPACE), "asha": space.ASHA, "max_epochs": base.epochs,
             "num_samples": args.num_samples or space.NUM_SAMPLES, "resources": resources, "ray_version": ray.__version__,
             "wandb": {"project": args.wandb_project, "group": name} if args.wandb_project else None,
-            "epoch_budgets": list(getattr(space, "EPOCH_BUDGETS", ())), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "epoch_budgets": list(getattr(space, "EPOCH_BUDGETS", ())), "skipped_files": len(data.skipped),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t0 = time.time()
     results = tuner.fit()
     meta["summary"] = summarize(name, results, base, space, path)
@@ -151,6 +201,7 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started = False
     try:
         if IN_RAY_JOB in os.environ and not args.address:
             args.address = "auto"  # a Ray Job's entrypoint joins the job's cluster (Ray sets RAY_ADDRESS for it)
@@ -159,20 +210,29 @@ def main(argv: list[str] | None = None) -> int:
                             "bundled 361-image sample, a smoke test and not a study; pass --data s3://BUCKET/chest_xray "
                             "or a folder present on the head node")
         names = search_spaces.expand(args.experiment)
+        plans = {n: experiment_plan(n, args) for n in names}  # every space, flag and --set checked before Ray starts
+        checks.storage("--storage", args.storage)
         for n in names:
-            experiment_plan(n, args)  # every space and --set checked before Ray starts
+            target(n, args)
+        data_cache: dict = {}
+        for base, _, _ in plans.values():  # data errors (a class with no readable image, --strict) before Ray too
+            if base.data_key() not in data_cache:
+                data_cache[base.data_key()] = prepare(args.data, base, strict=args.strict)
+                print(data_cache[base.data_key()].description, flush=True)
         if args.address:
             ray.init(address=args.address)
         elif not ray.is_initialized():
             # "local": always a new Ray instance here, never one another process started on this machine
             ray.init(address="local", include_dashboard=False, configure_logging=False)
-        data_cache: dict = {}
-        for name in names:
-            run_experiment(name, args, data_cache)
+            started = True
+        metas = [run_experiment(name, args, data_cache) for name in names]
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    finally:
+        if started:
+            ray.shutdown()
+    return 1 if any(m["summary"]["errors"] for m in metas) else 0
 
 
 if __name__ == "__main__":

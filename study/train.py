@@ -16,7 +16,6 @@ on the stress validation) picks the kept epoch and drives early stopping.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import random
@@ -36,10 +35,13 @@ from torch.utils.data import WeightedRandomSampler
 
 from study import checkpoint as ckpt_io
 from study.augment import cpu_augment, gpu_augment
-from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, TRAIN_ACCURACY,
-                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
-                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, TrainConfig, UserError)
-from study.data import TrainData, prepare, targets
+from study import checks
+from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, FINISHED, METRIC,
+                          RUNNING, SKIPPED_FILE, STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
+                          VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
+                          TrainConfig, UserError)
+from study.data import TrainData, prepare, skipped_note, targets
+from study.divergence import CHECK_STEPS, WHY, diverged_record, divergence
 from study.model import build_model, probabilities
 
 EVAL_BATCH = 128  # images per forward pass in evaluate(); memory only, no effect on results
@@ -179,7 +181,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn:
     gpu_aug = gpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution) if on_gpu else None
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(order), cfg.batch_size):
+    for step, start in enumerate(range(0, len(order), cfg.batch_size)):
+        if step and step % CHECK_STEPS == 0 and not torch.isfinite(total_loss):
+            break  # diverged: the loss stays non-finite; fit() ends the run
         idx = order[start:start + cfg.batch_size]
         if cpu_aug:
             xb = inputs(torch.from_numpy(cpu_aug(images[idx.numpy()])).to(device), cfg)
@@ -275,8 +279,12 @@ def load_resume(path: str | Path) -> dict:
     return ckpt
 
 
-def config_of(ckpt: dict) -> TrainConfig:
-    return TrainConfig.from_overrides(ckpt_io.upgrade_config(ckpt["config"]))
+def config_of(ckpt: dict, where: str = "checkpoint") -> TrainConfig:
+    """A checkpoint's TrainConfig (older field names upgraded); a bad one is a UserError naming `where`."""
+    try:
+        return TrainConfig.from_overrides(ckpt_io.upgrade_config(ckpt["config"]))
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
@@ -286,7 +294,7 @@ def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn
 
 def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
     """The kept epoch's model and config of a loaded checkpoint dict (study.checkpoint.load)."""
-    cfg = config_of(ckpt)
+    cfg = config_of(ckpt, where)
     model = build_model(cfg)
     try:
         model.load_state_dict(ckpt["model"])
@@ -332,6 +340,13 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch)}
+        why = divergence(model, rec[TRAIN_LOSS])
+        if why:  # the run ends here; the best weights stay those of a finite epoch
+            state.epoch, rec = epoch, diverged_record(epoch, rec, why, state.best_epoch, time.perf_counter() - t0)
+            state.records.append(rec)
+            if on_epoch:
+                on_epoch(rec, state)
+            break
         rec.update(evaluate(model, loss_fn, x_val, y_val, cfg, stress)[0])
         if rec[METRIC] > state.best_metric:
             state.best_metric, state.best_epoch, state.bad_epochs = rec[METRIC], epoch, 0
@@ -340,7 +355,8 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
             state.bad_epochs += 1
         stop = 0 < cfg.early_stopping_patience <= state.bad_epochs
         rec.update({BEST_METRIC: state.best_metric, BEST_EPOCH: state.best_epoch, EARLY_STOPPED: stop,
-                    EPOCH_SECONDS: time.perf_counter() - t0})
+                    EPOCH_SECONDS: time.perf_counter() - t0,
+                    STATUS: EARLY_STOPPED if stop else FINISHED if epoch == cfg.epochs else RUNNING})
         state.epoch = epoch
         state.records.append(rec)
         if on_epoch:
@@ -351,6 +367,8 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
 
 
 def format_record(r: dict) -> str:
+    if r.get(STATUS) == DIVERGED:
+        return f"epoch {r[EPOCH]:3d}  diverged: {r[WHY]}  {r[EPOCH_SECONDS]:.1f}s"
     return (f"epoch {r[EPOCH]:3d}  train loss {r[TRAIN_LOSS]:.4f} acc {r[TRAIN_ACCURACY]:.4f}  "
             f"val loss {r[VAL_LOSS]:.4f} acc {r[VAL_ACCURACY]:.4f} auc {r[VAL_AUC]:.4f}  "
             f"stress bacc {r[VAL_SHIFT_BACC]:.4f} auc {r[VAL_SHIFT_AUC]:.4f}  {r[EPOCH_SECONDS]:.1f}s"
@@ -358,28 +376,39 @@ def format_record(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m study.train", description="Train one configuration.")
+    ap = checks.Parser(prog="python -m study.train", description="Train one configuration.")
     ap.add_argument("--data", default=None, help="data set folder (default: the bundled sample)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TrainConfig field, e.g. --set lr=0.01 --set filters=[16,32,64,64]")
     ap.add_argument("--out", required=True, help="output folder for checkpoint.pt and metrics.json")
+    ap.add_argument("--strict", action="store_true", help="an unreadable or misnamed image is an error, not a skip")
     args = ap.parse_args(argv)
     try:
         cfg = TrainConfig.from_strings(args.set)
-        data = prepare(args.data, cfg)
+        out = checks.writable_folder("--out", args.out)
+        data = prepare(args.data, cfg, strict=args.strict)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     device = pick_device()
     print(data.description, f"| device {device}, {resolve_precision(cfg, device)}", flush=True)
-    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SKIPPED_FILE).write_text(json.dumps(data.skipped, indent=1))
+    if data.skipped:
+        print(skipped_note(len(data.skipped), out / SKIPPED_FILE), flush=True)
 
     def on_epoch(rec: dict, state: TrainState) -> None:
         print(format_record(rec), flush=True)
-        state.save(out)
+        if rec[STATUS] != DIVERGED:  # keep the records, never the broken weights
+            state.save(out)
         (out / "metrics.json").write_text(json.dumps(state.records, indent=1))
 
     state = fit(cfg, data, on_epoch, device=device)
+    if (last := state.records[-1])[STATUS] == DIVERGED:
+        ckpt_io.path_of(out).unlink(missing_ok=True)  # no model to predict with
+        print(f"diverged at epoch {last[EPOCH]} ({last[WHY]}) with lr={cfg.lr:g}, {cfg.optimizer}: "
+              f"stopped, no model kept; {out}/metrics.json has the epochs. Try a smaller lr.", file=sys.stderr)
+        return 1
     print(f"best {METRIC} {state.best_metric:.4f} at epoch {state.best_epoch}; wrote {out}/checkpoint.pt, metrics.json")
     return 0
 

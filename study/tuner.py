@@ -6,13 +6,17 @@ decides what to run, study/trainable.py what one trial does.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.air.integrations.wandb import WandbLoggerCallback
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
-from study.config import ASHA_METRIC, MODE
+from study.config import ASHA_METRIC, ERROR_MESSAGE, MODE, STATUS
+from study.divergence import WHY
 from study.data import TrainData
 from study.trainable import train_trial
 
@@ -35,13 +39,39 @@ def make_searcher(space) -> Searcher | BasicVariantGenerator:
     return make() if make else BasicVariantGenerator(random_state=SEARCH_SEED)
 
 
+class SchedulerState(tune.Callback):
+    """Keeps the trial scheduler's state (ASHA's rungs) with every experiment checkpoint and puts it
+    back on Tuner.restore. Ray 2.x saves the searcher's and the callbacks' state there but not the
+    scheduler's, so a resumed study would judge its trials against empty rungs. The state goes
+    through the scheduler's own save/restore; this callback and the TuneConfig share the one
+    scheduler object in tuner.pkl (one pickle), so restoring the callback restores the scheduler."""
+
+    def __init__(self, scheduler: TrialScheduler):
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict:
+        with tempfile.TemporaryDirectory() as d:
+            self.scheduler.save(f"{d}/scheduler.pkl")
+            return {"scheduler": Path(d, "scheduler.pkl").read_bytes()}
+
+    def set_state(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "scheduler.pkl").write_bytes(state["scheduler"])
+            self.scheduler.restore(f"{d}/scheduler.pkl")
+
+
+class WandbWithStatus(WandbLoggerCallback):
+    """W&B's Ray callback, with each run's STATUS (running, finished, early_stopped, diverged,
+    errored) and its reason in the run's config, where W&B keeps strings (its log takes numbers)."""
+    AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, STATUS, WHY, ERROR_MESSAGE]
+
+
 def wandb_callbacks(project: str | None, group: str) -> list:
     """W&B's own Ray callback, one group per experiment; none without a project.
     WANDB_MODE=offline writes the runs locally (under WANDB_DIR) with no network."""
     if not project:
         return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
-    return [WandbLoggerCallback(project=project, group=group, log_config=True)]
+    return [WandbWithStatus(project=project, group=group, log_config=True)]
 
 
 def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None):
@@ -58,6 +88,8 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0,
                 search_alg: Searcher | BasicVariantGenerator | None = None) -> tune.Tuner:
+    scheduler = build_scheduler(asha, max_epochs)
+    keep_scheduler = [SchedulerState(scheduler)] if scheduler else []  # first: callback states are saved by position
     search_alg = search_alg or BasicVariantGenerator(random_state=SEARCH_SEED)
     if isinstance(search_alg, ConcurrencyLimiter):  # the space's own cap; --max-concurrent may only lower it
         if max_concurrent and max_concurrent < search_alg.max_concurrent:
@@ -67,10 +99,10 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
         _trainable(data, resources, trainable),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(asha, max_epochs), num_samples=num_samples,
+            scheduler=scheduler, num_samples=num_samples,
             search_alg=search_alg, max_concurrent_trials=max_concurrent or None),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_uri(storage), callbacks=callbacks or [], verbose=1,
+            name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=1,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),  # the latest holds the best weights too
     )
@@ -78,7 +110,8 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
 
 def restore_tuner(path: str, data: TrainData, resources: dict, trainable: Callable | None = None) -> tune.Tuner:
     """Continue an interrupted experiment: finished trials are kept as they are, unfinished ones
-    continue from their last checkpoint, errored ones restart from theirs."""
+    continue from their last checkpoint, errored ones restart from theirs; ASHA's rungs are those
+    of the last experiment checkpoint (SchedulerState)."""
     return tune.Tuner.restore(path, trainable=_trainable(data, resources, trainable),
                               resume_unfinished=True, resume_errored=True)
 

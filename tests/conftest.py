@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,47 @@ from study.data import SAMPLE_ROOT, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ROOT = Path(os.environ.get("PNEUMONIA_REAL_DATA", REPO.parent / "shared" / "data" / "chest_xray"))
+
+
+SESSION_MARK = "PNEUMONIA_TEST_SESSION"  # in the environment of every process this session starts
+RAY_PROGRAMS = ("raylet", "gcs_server")
+
+
+def ray_processes(token: str, mark: str = SESSION_MARK) -> list[tuple[int, str]]:
+    """(pid, command) of the live Ray processes (ray::..., raylet, gcs_server, Ray's Python agents)
+    whose environment has mark=token: by default those started by this test session, no one else's."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+            env = (d / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        cmd = " ".join(a.decode(errors="replace") for a in argv if a)
+        ray_like = cmd.startswith("ray::") or Path(cmd.split(" ")[0]).name in RAY_PROGRAMS or "/site-packages/ray/" in cmd
+        if ray_like and f"{mark}={token}".encode() in env.split(b"\0"):
+            found.append((int(d.name), cmd[:120]))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ray_process_left_behind():
+    """Fails the session when a Ray process it started is still alive once it ends (after a grace
+    period for Ray's own shutdown), and ends those processes, by pid."""
+    token = uuid.uuid4().hex
+    os.environ[SESSION_MARK] = token
+    yield
+    deadline = time.time() + 30
+    while (left := ray_processes(token)) and time.time() < deadline:
+        time.sleep(1)
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, f"the test session left {len(left)} Ray process(es) behind: {left}"
 
 
 @pytest.fixture(scope="session", autouse=True)

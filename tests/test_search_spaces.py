@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ray import tune
 from ray.tune.search.variant_generator import generate_variants
 
 import search_spaces
@@ -98,3 +99,47 @@ def test_tune_recipe_searches_with_seeded_tpe_behind_a_limiter():
     # a space without its own searcher gets the seeded grid/random generator
     from ray.tune.search import BasicVariantGenerator
     assert isinstance(make_searcher(search_spaces.load("quick")), BasicVariantGenerator)
+# ---- every value a space can sample obeys TrainConfig's rules, before Ray starts -----------------
+@pytest.mark.parametrize("value,words", [
+    (tune.loguniform(1e-4, 1e-1), None),
+    (tune.uniform(0, 1), ["lr=0", "lr must be a finite number > 0"]),  # the lower bound is sampled
+    (tune.grid_search([1e-3, -1e-3]), ["lr=-0.001"]),
+    (tune.choice([1e-3, float("inf")]), ["lr=inf", "finite"]),
+    (tune.randn(0, 1), ["unbounded"]),
+    (tune.sample_from(lambda spec: 0.1), ["cannot be checked"]),
+])
+def test_space_values_are_checked_against_the_rules(monkeypatch, value, words):
+    mod = search_spaces.load("quick")
+    monkeypatch.setitem(mod.SPACE, "lr", value)
+    if words is None:
+        search_spaces.load("quick")
+        return
+    with pytest.raises(UserError) as e:
+        search_spaces.load("quick")
+    assert str(e.value).startswith("search_spaces/quick.py: SPACE") and all(w in str(e.value) for w in words), e.value
+
+
+def test_domain_bounds_are_the_ones_ray_samples():
+    assert search_spaces.candidates("seed", tune.randint(0, 10)) == [0, 9]  # upper excluded
+    assert search_spaces.candidates("dense_units", tune.qrandint(8, 64, 8)) == [8, 64]  # quantized: upper included
+    lo, hi = search_spaces.candidates("dropout", tune.uniform(0, 1))
+    assert lo == 0 and hi < 1  # upper excluded: dropout < 1 holds for every sample
+    assert search_spaces.candidates("dropout", tune.quniform(0, 0.75, 0.25)) == [0, 0.75]
+
+
+def test_cross_field_rules_see_the_fixed_values(monkeypatch):
+    """quick searches nesterov; a FIXED (or --set) momentum=0 makes it invalid for those trials."""
+    mod = search_spaces.load("quick")
+    monkeypatch.setitem(mod.FIXED, "momentum", 0.0)
+    with pytest.raises(UserError, match=r"can sample optimizer='sgd_momentum'.*momentum > 0"):
+        search_spaces.load("quick")
+
+
+@pytest.mark.parametrize("attr,value", [("NUM_SAMPLES", 0), ("MAX_EPOCHS", -1),
+                                        ("ASHA", {"grace_period": 0, "reduction_factor": 2}),
+                                        ("ASHA", {"grace_period": 1, "reduction_factor": 1})])
+def test_space_constants_are_checked(monkeypatch, attr, value):
+    mod = search_spaces.load("quick")
+    monkeypatch.setattr(mod, attr, value)
+    with pytest.raises(UserError, match=attr):
+        search_spaces.load("quick")

@@ -15,8 +15,8 @@ import pytest
 import ray
 from ray import tune
 
-from conftest import QUICK_TINY_ARGS, REPO, tiny
-from study.config import BEST_METRIC, METRIC, TrainConfig, UserError
+from conftest import QUICK_TINY_ARGS, REPO, ray_processes, tiny
+from study.config import BEST_METRIC, METRIC, SKIPPED_FILE, TrainConfig, UserError
 from study.data import prepare
 from study.tuner import build_tuner
 
@@ -175,18 +175,27 @@ def test_quick_study_cli_summary(quick_results):
     assert s["trials"] == 8 and s["errors"] == 0 and 0 < s["epochs_run"] <= s["epochs_budget"] == 8 * 3
     assert set(s["best_config"]) == {"optimizer", "lr"}
     stdout = (quick_results / "run-stdout.txt").read_text()
-    assert f"quick: 8 trials (0 errored), {s['epochs_run']}/24 epochs run" in stdout
+    assert f"quick: 8 trials (0 errored, 0 diverged), {s['epochs_run']}/24 epochs run" in stdout
+    assert json.loads((quick_results / SKIPPED_FILE).read_text()) == [] and meta["skipped_files"] == 0
     for d in trial_dirs(quick_results):
         assert list(d.glob("checkpoint_*/checkpoint.pt")), f"{d.name} has no checkpoint"
 
 
 def test_wandb_offline_logs_every_trial(tmp_path):
+    """...and leaves no Ray process behind (W&B's logging actors used to outlive the CLI)."""
     wandb_dir = tmp_path / "wandb_home"
     wandb_dir.mkdir()
+    token = f"wandb-{os.getpid()}-{time.time_ns()}"  # marks the processes of this one run
     out = _run_cli([*QUICK_TINY_ARGS[:-4], "--resolution", "32", "--max-epochs", "1", "--set", "dense_units=16",
                     "--storage", str(tmp_path / "r"), "--wandb-project", "pneumonia-test"],
-                   env={"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir), "WANDB_SILENT": "true"}, timeout=900)
+                   env={"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir), "WANDB_SILENT": "true",
+                        "PNEUMONIA_TEST_RUN": token}, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
+    deadline = time.time() + 3
+    while ray_processes(token, "PNEUMONIA_TEST_RUN") and time.time() < deadline:
+        time.sleep(0.5)
+    left = ray_processes(token, "PNEUMONIA_TEST_RUN")
+    assert not left, f"the W&B study left Ray processes behind: {left}"
     runs = list(wandb_dir.rglob("offline-run-*"))
     assert len(runs) == 8, f"expected one offline W&B run per trial, found {runs}"
     meta = json.loads((tmp_path / "r" / "quick" / "study.json").read_text())

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO
 from study import train as train_mod
@@ -85,13 +86,16 @@ def test_every_source_runs_the_same_check(build, tmp_path):
 
 
 def test_checkpoint_config_is_checked_and_named(tmp_path):
-    (tmp_path / "model.pt").write_bytes(b"")
-    (tmp_path / "config.json").write_text(json.dumps({"lr": -1}))
-    with pytest.raises(UserError, match=r"config\.json: lr must be"):
-        train_mod.load_model(tmp_path)
-    (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(UserError, match="JSON object"):
-        train_mod.load_model(tmp_path)
+    from study import checkpoint as ckpt_io
+    path = ckpt_io.save(tmp_path / "c.pt", {"config": {"lr": -1}, "model": {}})
+    with pytest.raises(UserError, match=r"c\.pt: lr must be"):
+        train_mod.load_model(path)
+    old = tmp_path / "old"  # an older five-file folder: its config.json is checked the same way
+    old.mkdir()
+    torch.save({}, old / "model.pt")
+    (old / "config.json").write_text(json.dumps({"optimizer": "nesterov", "momentum": 0}))
+    with pytest.raises(UserError, match=r"old: .*momentum > 0"):
+        train_mod.load_model(old)
 
 
 def test_cross_rules_hold_for_the_defaults_and_name_their_fields():

@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+from study import checkpoint as ckpt_io
+
 from conftest import REPO, tiny
 from study import predict
 from study.config import BEST_METRIC, DIVERGED, FINISHED, METRIC, RUNNING, STATUS
@@ -57,9 +59,9 @@ def test_train_cli_says_diverged_and_exits_1(tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "diverged at epoch 1" in proc.stderr and "Traceback" not in proc.stderr
     assert "diverged" in proc.stdout
-    assert not (out / "model.pt").exists() and not (out / "last.pt").exists(), "a diverged run left a model"
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "skipped_files.json"], "a diverged run left a model"
     records = json.loads((out / "metrics.json").read_text())
-    assert records[-1][STATUS] == DIVERGED and (out / "config.json").is_file()
+    assert records[-1][STATUS] == DIVERGED
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +72,11 @@ def model_dir(tmp_path_factory, tiny_data):
 
 
 def test_predict_refuses_non_finite_weights(model_dir, tmp_path, capsys):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text((model_dir / "config.json").read_text())
-    weights = torch.load(model_dir / "model.pt", weights_only=True)
+    ckpt = ckpt_io.load(model_dir)
+    weights = ckpt["model"]
     name = next(k for k, v in weights.items() if v.is_floating_point())
     weights[name][0] = float("nan")
-    torch.save(weights, broken / "model.pt")
+    broken = ckpt_io.save(tmp_path / "broken", ckpt)
     assert predict.main(["--model", str(broken), "--json", str(IMAGES[0])]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "not finite" in err and name in err, err
@@ -89,18 +89,16 @@ def test_predict_json_is_always_valid(model_dir, tmp_path, capsys):
 
     # finite weights whose sums overflow: every hidden unit 3e38, output weights +-3e38, so the output
     # layer adds +inf and -inf: NaN. It is never printed: that file is skipped with its reason.
-    huge = tmp_path / "huge"
-    huge.mkdir()
-    (huge / "config.json").write_text(json.dumps({**json.loads((model_dir / "config.json").read_text()),
-                                                  "precision": "fp32"}))
-    weights = torch.load(model_dir / "model.pt", weights_only=True)
+    ckpt = ckpt_io.load(model_dir)
+    ckpt["config"] = {**ckpt["config"], "precision": "fp32"}
+    weights = ckpt["model"]
     hidden_w, last_w = [k for k in weights if k.endswith("weight")][-2:]
     weights[hidden_w] = torch.zeros_like(weights[hidden_w])
     weights[hidden_w.replace("weight", "bias")] = torch.full_like(weights[hidden_w.replace("weight", "bias")], 3e38)
     w = torch.full_like(weights[last_w], 3e38)
     w[..., 1::2] = -3e38
     weights[last_w] = w
-    torch.save(weights, huge / "model.pt")
+    huge = ckpt_io.save(tmp_path / "huge", ckpt)
     code = predict.main(["--model", str(huge), "--json", *map(str, IMAGES)])
     out, err = capsys.readouterr()
     for line in out.splitlines():

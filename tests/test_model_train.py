@@ -226,7 +226,7 @@ def test_train_cli_writes_metrics_config_checkpoint(tmp_path):
     records = json.loads((out / "metrics.json").read_text())
     assert [r["epoch"] for r in records] == [1, 2]
     assert load_model(out)[1].resolution == 32
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json", "skipped_files.json"]
     assert "epoch   2" in proc.stdout
 
 

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(PY) -m study.run --experiment quick --storage $(RESULTS)
+	$(PY) -m study.run --experiment quick --storage $(RESULTS) --resume
 	$(PY) -m analysis.report $(RESULTS)/quick --out $(RESULTS)/quick-report
 
 # Headless Chromium renders the report in tests; install Debian's package when we can (root + apt).

@@ -97,6 +97,11 @@ class Results:
     def get(self, name: str) -> Experiment | None:
         return next((e for e in self.experiments if e.name == name), None)
 
+    @property
+    def study_id(self) -> str | None:
+        """The study's id (study.run's STORAGE/study.json, copied into each experiment's): its W&B group."""
+        return next((e.meta["study_id"] for e in self.experiments if e.meta.get("study_id")), None)
+
 
 def _parse_lines(text: str) -> list[dict]:
     out = []
@@ -238,8 +243,8 @@ def _find(tree: Tree) -> tuple[list[str], list[str]]:
                         f"(STORAGE, e.g. s3://BUCKET/study, or STORAGE/EXPERIMENT)")
     if info.type != pafs.FileType.Directory:
         raise UserError(f"{given}: is a file; pass the folder written by python -m study.run (STORAGE/EXPERIMENT or STORAGE)")
-    if study.type == pafs.FileType.File:
-        return [tree.base], []
+    if study.type == pafs.FileType.File and "experiment" in json.loads(tree.read(f"{tree.base}/{STUDY_FILE}")):
+        return [tree.base], []  # an experiment's study.json; a storage root's names the study (study_id) only
     subdirs = sorted(f.path.rstrip("/") for f in tree.listing(tree.base) if f.type == pafs.FileType.Directory)
     marked = tree.info([f"{d}/{STUDY_FILE}" for d in subdirs])
     found = [d for d, m in zip(subdirs, marked) if m.type == pafs.FileType.File]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from dataclasses import replace
 
 from analysis.load import BEST_EPOCH, csv_frame, load_results
-from study.config import BEST_METRIC, METRIC, UserError
+from study.config import BEST_METRIC, CONFIRM_PREFIX, METRIC, UserError
 
 if TYPE_CHECKING:
     from analysis.render import Doc
@@ -79,7 +79,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
         sections.experiment_section(body, exp, ans, imp, fig, imp_fig)
         figures += [fig, *(p for _, p in ans.figures), *([imp_fig] if imp_fig else [])]
         tables.update({f"{exp.name}: {cap}": df for cap, df in ans.tables})
-    binary = [e for e in res.experiments if e.num_classes == 2]
+    binary = [e for e in res.experiments if e.num_classes == 2 and not e.name.startswith(CONFIRM_PREFIX)]
     if len(binary) > 1:
         keys = sorted({k for e in binary for k in e.searched})
         imp, imp_fig = _importance(trials[trials["num_classes"] == 2], keys, "all binary experiments", out)
@@ -136,7 +136,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
     if wandb_project:
         from analysis.wandb_log import log_report
         where = log_report(wandb_project, tables, figures, {"selected_trial": "" if selected is None else selected["trial_id"],
-                                                             "threshold": headline}, out)
+                                                             "threshold": headline}, out, group=res.study_id)
         doc.p(f"Logged to W&B project `{wandb_project}` as one run ({len(tables)} tables, {len(figures)} figures): `{where}`.")
         _log(f"logged to W&B: {where}")
     reproduce(doc, results_dir, out, data, test)
@@ -220,8 +220,11 @@ def wandb_section(doc: Doc, res, project) -> None:
     logged = [(e.name, e.meta["wandb"]) for e in res.experiments if e.meta.get("wandb")]
     if logged or project:
         doc.h(2, "Weights & Biases")
-        doc.bullets([f"{name}: project `{w.get('project')}`, group `{w.get('group')}` (one W&B run per trial)"
-                     for name, w in logged])
+        doc.p(f"Every run of this study is in the W&B group `{res.study_id}` (the study id in STORAGE/study.json): one "
+              f"run per trial with job_type = its experiment, and this report's analysis run. In the project's runs "
+              f"table, group by Group and then by Job Type to compare the questions side by side.")
+        doc.bullets([f"{name}: project `{w.get('project')}`, group `{w.get('group')}`, job_type "
+                     f"`{w.get('job_type', name)}` (one W&B run per trial)" for name, w in logged])
 
 
 def reproduce(doc: Doc, results_dir, out, data, test: bool) -> None:

@@ -23,11 +23,12 @@ def _table_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def log_report(project: str, tables: dict[str, pd.DataFrame], figures: list[Path], summary: dict, out: Path) -> str:
-    """One run (job_type "analysis"); returns its folder."""
+def log_report(project: str, tables: dict[str, pd.DataFrame], figures: list[Path], summary: dict, out: Path,
+               group: str | None = None) -> str:
+    """One run (job_type "analysis") in the study's W&B group (its study id), beside its trials; returns its folder."""
     import wandb
 
-    run = wandb.init(project=project, job_type="analysis", name=f"report-{out.name}", config=summary,
+    run = wandb.init(project=project, job_type="analysis", group=group, name=f"report-{out.name}", config=summary,
                      dir=os.environ.get("WANDB_DIR") or str(out), reinit="finish_previous")
     try:
         key = lambda name: re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80]  # noqa: E731

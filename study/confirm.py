@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from ray import tune
 
-from study.config import BEST_METRIC, CONFIRM_PREFIX as PREFIX
+from study.config import BEST_METRIC, CONFIRM_PREFIX as PREFIX, STATUS
 from study.select import rank
 TASKS = {2: "binary", 3: "3class"}
 
@@ -23,8 +23,9 @@ def trial_rows(experiment: str, results) -> list[dict]:
     rows = []
     for r in results:
         m = r.metrics or {}
-        rows.append({"experiment": experiment, "config": dict(r.config or {}), "score": m.get(BEST_METRIC),
-                     "checkpoint": r.checkpoint.path if r.checkpoint else "", "status": m.get("status"),
+        rows.append({"experiment": experiment, "config": dict(r.config or {}),
+                     "score": None if r.error is not None else m.get(BEST_METRIC),  # an errored trial is never selected
+                     "checkpoint": r.checkpoint.path if r.checkpoint else "", "status": m.get(STATUS),
                      "trial_id": m.get("trial_id")})
     return rows
 

@@ -15,9 +15,7 @@ import time
 
 from ray.tune import Callback
 
-from study.config import BEST_METRIC, EARLY_STOPPED, METRIC
-
-STATUS = "status"  # the trial's own status in its last record, when it has one (e.g. "diverged")
+from study.config import BEST_METRIC, DIVERGED, EARLY_STOPPED, ERRORED, METRIC, STATUS
 
 
 def _clock(seconds: float) -> str:
@@ -26,8 +24,8 @@ def _clock(seconds: float) -> str:
 
 
 class TrialProgress(Callback):
-    def __init__(self, experiment: str, budget_epochs: int, stream=None):
-        self.experiment, self.budget, self.stream = experiment, budget_epochs, stream or sys.stdout
+    def __init__(self, experiment: str, budget_epochs: int):
+        self.experiment, self.budget = experiment, budget_epochs  # pickled into tuner.pkl: no stream kept here
         self.total, self.done, self.t0 = 0, 0, time.monotonic()
 
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
@@ -44,12 +42,12 @@ class TrialProgress(Callback):
         total = f"/{self.total}" if self.total else ""
         metric = f", {METRIC} {score:.4f}" if isinstance(score, (int, float)) else ""
         print(f"[{self.experiment}] trial {trial.trial_id} {status} ({epochs} epochs{metric}) "
-              f"{self.done}{total} done, {_clock(elapsed)} elapsed{eta}", file=self.stream, flush=True)
+              f"{self.done}{total} done, {_clock(elapsed)} elapsed{eta}", file=sys.stdout, flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
-        if r.get(STATUS) == "diverged":
-            status = "diverged"
+        if r.get(STATUS) in (DIVERGED, ERRORED):
+            status = r[STATUS]
         elif r.get(EARLY_STOPPED):
             status = "early-stopped"
         elif int(r.get("training_iteration", 0)) < self.budget:

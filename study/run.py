@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python study/run.py` and `ray submit ... study/run.py`
@@ -40,10 +41,12 @@ from pyarrow import fs as pafs  # noqa: E402
 import search_spaces  # noqa: E402
 from study import checks  # noqa: E402
 from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED,  # noqa: E402
-                          METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
+                          CONFIRM_PREFIX, METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
                           parse_pairs, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
 from study.divergence import WHY  # noqa: E402
+from study.confirm import TASKS, plans as confirm_plans, trial_rows  # noqa: E402
+from study.progress import TrialProgress  # noqa: E402
 from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
 
 IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a Ray Job's entrypoint only
@@ -71,7 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-failures", type=checks.nonnegative_int, default=2,
                     help="restarts of a crashed trial from its checkpoint (divergence and user errors are not retried)")
     ap.add_argument("--address", default=None, help="Ray address; omit to start Ray here, 'auto' to join a cluster")
-    ap.add_argument("--wandb-project", default=None, help="log every trial to this W&B project (group = experiment)")
+    ap.add_argument("--confirm-seeds", type=checks.nonnegative_int, default=None,
+                    help="retrain the selected binary and 3-class configurations with seeds 0..N-1 as the study's last "
+                    "stage (STORAGE/confirm-*; the report's test figures use them); default 3 with --data, else 0")
+    ap.add_argument("--wandb-project", default=None,
+                    help="log every trial to this W&B project (group = the study id, job_type = experiment)")
     ap.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
     ap.add_argument("--overwrite", action="store_true", help="delete an existing experiment folder first")
     return ap.parse_args(argv)
@@ -79,8 +86,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _write(uri: str, text: str) -> None:
     filesystem, path = pafs.FileSystem.from_uri(uri)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with filesystem.open_output_stream(path) as f:
         f.write(text.encode())
+
+
+def _read(uri: str) -> str:
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    with filesystem.open_input_stream(path) as f:
+        return f.read().decode()
 
 
 def _exists(uri: str) -> bool:
@@ -157,8 +171,21 @@ def target(name: str, args: argparse.Namespace) -> str:
     return path
 
 
-def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dict:
-    base, param_space, space = experiment_plan(name, args)
+def study_record(args: argparse.Namespace, names: list[str]) -> dict:
+    """STORAGE/study.json: the study's id (a UUID, kept by every later run into the same storage, --resume
+    included: W&B groups all of a study's runs by it) and the experiments run into it."""
+    uri = f"{storage_uri(args.storage).rstrip('/')}/{STUDY_FILE}"
+    old = json.loads(_read(uri)) if _exists(uri) else {}
+    rec = {"study_id": old.get("study_id") or uuid.uuid4().hex, "created": old.get("created") or time.strftime(
+        "%Y-%m-%d %H:%M:%S"), "experiments": sorted(set(old.get("experiments", [])) | set(names))}
+    _write(uri, json.dumps(rec, indent=1))
+    return rec
+
+
+def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study: dict,
+                   plan: tuple[TrainConfig, dict, object] | None = None) -> tuple[dict, list[dict]]:
+    """Run (or resume) one experiment; -> (its study.json, study.select rows of its trials)."""
+    base, param_space, space = plan or experiment_plan(name, args)
     data = data_cache[base.data_key()]
     root = storage_uri(args.storage)
     path = target(name, args)
@@ -170,14 +197,18 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
                             "4 trials per GPU) so the autoscaler starts GPU workers, or --gpus-per-trial 0 for CPU only")
         gpus = 1.0 if has_gpu else 0.0
     resources = {"cpu": args.cpus_per_trial, "gpu": gpus}
+    callbacks = wandb_callbacks(args.wandb_project, study["study_id"], name)
+    if not sys.stdout.isatty():  # a log file, a Ray Job, CI: one line per finished trial (Ray's table is for terminals)
+        callbacks.append(TrialProgress(name, base.epochs))
     if args.resume and can_restore(path):
-        tuner = restore_tuner(path, data, resources)
+        print(f"{name}: resuming from {path} (finished trials are kept, not run again)", flush=True)
+        tuner = restore_tuner(path, data, resources)  # Ray keeps the callbacks the experiment started with
     else:
         if _exists(path) and "://" not in path:
             shutil.rmtree(path)  # --overwrite (target() refused it otherwise)
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
-                            callbacks=wandb_callbacks(args.wandb_project, name), max_failures=args.max_failures,
+                            callbacks=callbacks, max_failures=args.max_failures,
                             max_concurrent=args.max_concurrent, search_alg=make_searcher(space))
     _write(f"{path}/{SKIPPED_FILE}", json.dumps(data.skipped, indent=1))
     if data.skipped:
@@ -188,7 +219,9 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
             "n_train": len(data.train.labels3), "n_val": len(data.val.labels3), "base_config": base.to_dict(),
             "searched": sorted(space.SPACE), "asha": space.ASHA, "max_epochs": base.epochs,
             "num_samples": args.num_samples or space.NUM_SAMPLES, "resources": resources, "ray_version": ray.__version__,
-            "wandb": {"project": args.wandb_project, "group": name} if args.wandb_project else None,
+            "study_id": study["study_id"],
+            "wandb": {"project": args.wandb_project, "group": study["study_id"], "job_type": name}
+            if args.wandb_project else None, "confirms": getattr(space, "CONFIRMS", None),
             "epoch_budgets": list(getattr(space, "EPOCH_BUDGETS", ())), "skipped_files": len(data.skipped),
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t0 = time.time()
@@ -196,7 +229,13 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict) -> dic
     meta["summary"] = summarize(name, results, base, space, path)
     meta["wall_seconds"] = round(time.time() - t0, 1)
     _write(f"{path}/{STUDY_FILE}", json.dumps(meta, indent=1, default=str))
-    return meta
+    return meta, trial_rows(name, results)
+
+
+def confirmation_plan(config: dict, space) -> tuple[TrainConfig, dict, object]:
+    """experiment_plan's shape for a confirmation experiment (study/confirm.py)."""
+    base = TrainConfig.from_overrides({k: v for k, v in config.items() if k != "seed"})
+    return base, config, space
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         names = search_spaces.expand(args.experiment)
         plans = {n: experiment_plan(n, args) for n in names}  # every space, flag and --set checked before Ray starts
         checks.storage("--storage", args.storage)
-        for n in names:
+        seeds = args.confirm_seeds if args.confirm_seeds is not None else (3 if args.data else 0)
+        for n in names + ([CONFIRM_PREFIX + t for t in TASKS.values()] if seeds else []):
             target(n, args)
         data_cache: dict = {}
         for base, _, _ in plans.values():  # data errors (a class with no readable image, --strict) before Ray too
@@ -225,7 +265,14 @@ def main(argv: list[str] | None = None) -> int:
             # "local": always a new Ray instance here, never one another process started on this machine
             ray.init(address="local", include_dashboard=False, configure_logging=False)
             started = True
-        metas = [run_experiment(name, args, data_cache) for name in names]
+        study = study_record(args, names)
+        print(f"study {study['study_id']} in {storage_uri(args.storage)}", flush=True)
+        done = [run_experiment(name, args, data_cache, study, plans[name]) for name in names]
+        metas, rows = [m for m, _ in done], [r for _, rs in done for r in rs]
+        for name, config, space in confirm_plans(rows, seeds) if seeds else []:
+            # the last stage: the selected configurations with fresh seeds, where the trials ran (study/confirm.py)
+            study = study_record(args, [name])
+            metas.append(run_experiment(name, args, data_cache, study, confirmation_plan(config, space))[0])
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

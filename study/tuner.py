@@ -66,12 +66,14 @@ class WandbWithStatus(WandbLoggerCallback):
     AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, STATUS, WHY, ERROR_MESSAGE]
 
 
-def wandb_callbacks(project: str | None, group: str) -> list:
-    """W&B's own Ray callback, one group per experiment; none without a project.
+def wandb_callbacks(project: str | None, study_id: str, experiment: str) -> list:
+    """W&B's own Ray callback: every run of one study (all experiments, the confirmation stage, the
+    report's analysis run) in one group, the study id, with job_type = its experiment, so W&B's
+    project view groups by study and filters by question; none without a project.
     WANDB_MODE=offline writes the runs locally (under WANDB_DIR) with no network."""
     if not project:
         return []
-    return [WandbWithStatus(project=project, group=group, log_config=True)]
+    return [WandbWithStatus(project=project, group=study_id, job_type=experiment, log_config=True)]
 
 
 def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None):

@@ -7,11 +7,14 @@ Pairs of the one-layer candidates (study/model.py gives each layer's rationale):
   (conv, dropout)     deeper, and regularise the remaining dense weights
   (batchnorm, dropout) stabilise early, regularise late, same depth
 plus () as the control. Grid: 6 configs x 2 seeds. ASHA: grace 4 epochs, reduction factor 2.
+Batch norm after every convolution is part of the default recipe (norm=batch); here it is one
+of the candidate layers, so this space keeps norm=none and compares it as a layer, on the default
+recipe's augmentation and class balance.
 """
 from ray import tune
 
 QUESTION = "Q3.1 B: which two added layers improve accuracy"
-FIXED = {}
+FIXED = {"norm": "none"}  # batch norm is a candidate layer here, so not already everywhere
 SPACE = {
     "extra_layers": tune.grid_search([(), ("conv", "conv"), ("conv", "batchnorm"), ("conv", "dense"),
                                       ("conv", "dropout"), ("batchnorm", "dropout")]),

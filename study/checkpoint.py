@@ -88,8 +88,11 @@ def load(path: str | Path) -> dict:
     return ckpt
 
 
-# Renamed or replaced config fields, so that older checkpoints keep loading.
+# Renamed or replaced config fields, so that older checkpoints keep loading ...
 _LEGACY_FIELDS = {"class_weight": ("class_balance", {"none": "none", "balanced": "weights"})}
+# ... and fields added since, with the value that reproduces what a checkpoint without them trained
+# (not today's default: the default recipe changed when they came).
+_ADDED_FIELDS = {"norm": "none", "augment_strength": 1.0, "class_balance": "none"}
 
 
 def upgrade_config(config: dict) -> dict:
@@ -98,6 +101,8 @@ def upgrade_config(config: dict) -> dict:
         if old in out:
             v = out.pop(old)
             out.setdefault(new, values.get(v, v))
+    for name, value in _ADDED_FIELDS.items():
+        out.setdefault(name, value)
     return out
 
 

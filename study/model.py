@@ -1,6 +1,6 @@
 """One CNN builder for every variant the study compares; the default is the seed's Q1 network.
 
-    python -m study.model            # prints the default network and its 720,545 parameters
+    python -m study.model            # prints the seed network (720,545 parameters) and the default recipe's
 
 Seed network (Keras, input 200x200x1): 4 x [Conv 3x3, 32 filters, 'same', ReLU, MaxPool 2x2
 rounding up] (200->100->50->25->13 px) -> Flatten (5408) -> Dense 128 ReLU -> Dense 1 (sigmoid
@@ -77,6 +77,7 @@ def probabilities(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 if __name__ == "__main__":
-    m = build_model(TrainConfig())
-    print(m)
-    print(f"{count_parameters(m):,} trainable parameters")
+    from study.config import SEED_RECIPE
+    for name, cfg in (("the seed network", TrainConfig(**SEED_RECIPE)), ("the default recipe", TrainConfig())):
+        m = build_model(cfg)
+        print(f"{name}:\n{m}\n{count_parameters(m):,} trainable parameters\n")

@@ -20,11 +20,14 @@ from study.train import (fit, load_model, load_resume, make_loss, make_optimizer
 
 
 def test_seed_network_parameter_count():
-    assert count_parameters(build_model(TrainConfig())) == 720_545
+    from study.config import SEED_RECIPE
+    assert count_parameters(build_model(TrainConfig(**SEED_RECIPE))) == 720_545  # the seed notebook's Keras summary
+    assert count_parameters(build_model(TrainConfig())) == 720_545 + 4 * 2 * 32  # the default recipe's 4 BatchNorm2d
 
 
 def test_seed_network_shapes():
-    m = build_model(TrainConfig())
+    from study.config import SEED_RECIPE
+    m = build_model(TrainConfig(**SEED_RECIPE))
     assert m(torch.zeros(2, 1, 200, 200)).shape == (2, 1)
     convs = [l for l in m if isinstance(l, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32] * 4 and all(c.kernel_size == (3, 3) for c in convs)
@@ -160,7 +163,7 @@ def test_checkpoint_round_trip(tiny_data, tmp_path):
 
 def test_older_checkpoint_folders_still_load_and_others_are_refused(tiny_data, tmp_path):
     """The five-file folders written before the one-file format, with the old class_weight field."""
-    state = fit(tiny(epochs=1, class_balance="weights"), tiny_data)
+    state = fit(tiny(epochs=1, class_balance="weights", norm="none"), tiny_data)  # as before norm existed
     old = tmp_path / "old"
     old.mkdir()
     config = {**state.cfg.to_dict(), "class_weight": "balanced"}

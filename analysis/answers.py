@@ -1,7 +1,7 @@
 """A short answer to each experiment's question, computed from its trials (text, tables, figures).
 
 Every difference is set against the seed spread: the baseline experiment's seed-to-seed standard
-deviation of best validation accuracy when the tree has it, else the pooled within-configuration
+deviation of the selection score (BEST_METRIC) when the tree has it, else the pooled within-configuration
 std of this experiment's repeated seeds, else none (and the text says so). One validation image is
 the resolution of any accuracy: 1 / n_val.
 """
@@ -123,7 +123,7 @@ def compare_to_reference(exp: Experiment, keys: list[str], noise, a: Answer) -> 
         a.text.append(f"Best group: {name(best)}, mean best {METRIC} {best['mean']:.4f} (the seed network's "
                       f"settings are not in this grid, so there is no control).")
     if exp.asha:
-        a.text.append("ASHA-stopped trials count with the best accuracy they reached before being stopped.")
+        a.text.append(f"ASHA-stopped trials count with the best {METRIC} they reached before being stopped.")
     a.tables.append((f"Mean best {METRIC} per configuration (over repeats)", g))
 
 
@@ -167,7 +167,7 @@ def _within(exp: Experiment, budgets: list[int]) -> pd.DataFrame:
         e = exp.epochs[exp.epochs["trial_id"] == t["trial_id"]]
         row = {"trial": t["label"]}
         for b in budgets:  # undefined when the trial stopped before b epochs
-            row[f"best in first {b}"] = e.loc[e[EPOCH] <= b, VAL_ACCURACY].max() if t["epochs_run"] >= b else np.nan
+            row[f"best in first {b}"] = e.loc[e[EPOCH] <= b, METRIC].max() if t["epochs_run"] >= b else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -220,11 +220,11 @@ def early_stopping(exp: Experiment, noise, a: Answer) -> None:
         e = exp.epochs[exp.epochs["trial_id"] == t["trial_id"]].sort_values(EPOCH)
         if not len(e):
             continue
-        pk = e.loc[e[VAL_ACCURACY].idxmax()]
+        pk = e.loc[e[METRIC].idxmax()]
         lo = e.loc[e[VAL_LOSS].idxmin()]
         rows.append({"trial": t["label"], "patience": t["config"].get("early_stopping_patience", 0),
-                     "epochs run": int(e[EPOCH].max()), "peak epoch": int(pk[EPOCH]), "peak val acc": pk[VAL_ACCURACY],
-                     "last val acc": e[VAL_ACCURACY].iloc[-1], "drop after peak": pk[VAL_ACCURACY] - e[VAL_ACCURACY].iloc[-1],
+                     "epochs run": int(e[EPOCH].max()), "peak epoch": int(pk[EPOCH]), f"peak {METRIC}": pk[METRIC],
+                     f"last {METRIC}": e[METRIC].iloc[-1], "drop after peak": pk[METRIC] - e[METRIC].iloc[-1],
                      "min val loss epoch": int(lo[EPOCH]), "min val loss": lo[VAL_LOSS],
                      "val loss rise": e[VAL_LOSS].iloc[-1] - lo[VAL_LOSS]})
     df = pd.DataFrame(rows)
@@ -233,7 +233,7 @@ def early_stopping(exp: Experiment, noise, a: Answer) -> None:
     off = df[df["patience"] == 0] if (df["patience"] == 0).any() else df
     n_val = int(exp.meta.get("n_val") or 0)
     drop = off["drop after peak"].mean()
-    a.text.append(f"Without early stopping ({len(off)} runs of {exp.max_epochs} epochs): validation accuracy peaks at epoch "
+    a.text.append(f"Without early stopping ({len(off)} runs of {exp.max_epochs} epochs): {METRIC} peaks at epoch "
                   f"{off['peak epoch'].median():.0f} (median; runs: {', '.join(str(x) for x in off['peak epoch'])}) and ends "
                   f"{drop:.4f} below its peak on average at the last epoch: {verdict(drop, noise, n_val)}. Validation loss "
                   f"bottoms at epoch {off['min val loss epoch'].median():.0f} (median) and rises "
@@ -242,9 +242,9 @@ def early_stopping(exp: Experiment, noise, a: Answer) -> None:
                      if off["val loss rise"].mean() > 0.05 * off["min val loss"].mean()
                      else " (within 5% of its minimum: flat)."))
     for p, g in df[df["patience"] > 0].groupby("patience"):
-        d = g["peak val acc"].mean() - off["peak val acc"].mean()
+        d = g[f"peak {METRIC}"].mean() - off[f"peak {METRIC}"].mean()
         a.text.append(f"Patience {p}: stops after {g['epochs run'].mean():.1f} epochs on average (of {exp.max_epochs}); "
-                      f"its kept best {METRIC} {g['peak val acc'].mean():.4f} vs {off['peak val acc'].mean():.4f} without "
+                      f"its kept best {METRIC} {g[f'peak {METRIC}'].mean():.4f} vs {off[f'peak {METRIC}'].mean():.4f} without "
                       f"({d:+.4f}, {verdict(d, noise, n_val)}); it saves the epochs, while keeping the best epoch's "
                       f"weights already guards against the late drop.")
     a.tables.append(("Peak epoch and deterioration after it, per trial", df))

@@ -1,4 +1,4 @@
-"""Which searched hyperparameters mattered: a random forest from config to best validation accuracy,
+"""Which searched hyperparameters mattered: a random forest from config to the selection score (BEST_METRIC),
 read through permutation importance (scikit-learn), plus the plain per-value means it rests on.
 
 One column per hyperparameter (numbers as numbers, lr on a log10 scale, anything else as category

@@ -1,9 +1,9 @@
 """Q3.3 F - early stopping: does performance deteriorate beyond some number of epochs?
 
 Long runs (30 epochs, 2.5x the baseline budget) with patience-based early stopping off (0) and
-on (patience 3 and 6 epochs, monitoring validation accuracy, keeping the best epoch's weights),
+on (patience 3 and 6 epochs, monitoring METRIC in study/config.py, keeping the best epoch's weights),
 3 seeds each. No ASHA: the question is what happens late in training, so every run must get
-there. The report reads the epoch where validation accuracy peaks and how far it falls after.
+there. The report reads the epoch where METRIC peaks and how far it falls after.
 """
 from ray import tune
 

@@ -6,7 +6,7 @@ the rates that suit it and the ones that break it: 35 trials. ASHA (grace 3 epoc
 stops the diverging and crawling ones early, which is where it saves most.
 Epochs: without a schedule, a run of E epochs is exactly the first E epochs of a longer run
 with the same seed (training is deterministic), so the effect of the epoch budget is read off
-each trial's curve at E = 5, 10, 20 (best validation accuracy within the first E epochs)
+each trial's curve at E = 5, 10, 20 (best METRIC within the first E epochs)
 rather than paid for three times.
 """
 from ray import tune

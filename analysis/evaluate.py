@@ -70,7 +70,7 @@ class TestResult:
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(f"[report] {msg}", file=sys.stderr, flush=True)
 
 
 def _predict(sel: Selection, x_test: torch.Tensor, y_test: np.ndarray):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import posixpath
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +37,12 @@ if TYPE_CHECKING:
     from analysis.render import Doc
 
 
+_T0 = time.monotonic()
+
+
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """One progress line on stderr, with the seconds since the report started."""
+    print(f"[report {time.monotonic() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def _importance(trials, keys, scope, out):
@@ -54,6 +59,9 @@ def _importance(trials, keys, scope, out):
 def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
+    global _T0
+    _T0 = time.monotonic()
+    _log(f"reading {results_dir} ...")
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
     from analysis import card, sections
     from analysis import threshold as athreshold  # module attribute calls: tests can spy on choose_threshold
@@ -73,6 +81,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
     body = Doc("")
     figures, tables = [], {"trials": csv_frame(trials)}
     for exp in res.experiments:
+        _log(f"{exp.name}: figures and answers ...")
         fig = convergence_figure(exp, out)
         ans = answer(res, exp, out)
         imp, imp_fig = _importance(exp.trials, exp.searched, exp.name, out)
@@ -140,6 +149,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
         doc.p(f"Logged to W&B project `{wandb_project}` as one run ({len(tables)} tables, {len(figures)} figures): `{where}`.")
         _log(f"logged to W&B: {where}")
     reproduce(doc, results_dir, out, data, test)
+    _log("writing report.md and report.html ...")
     (out / "report.md").write_text(to_markdown(doc))
     html = out / "report.html"
     html.write_text(to_html(doc))

@@ -18,6 +18,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 from pyarrow import fs as pafs
 
 import servers
@@ -178,6 +179,11 @@ def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
     copies = []
     real_copy = sfetch.pafs.copy_files
     monkeypatch.setattr(sfetch.pafs, "copy_files", lambda src, *a, **k: copies.append(src) or real_copy(src, *a, **k))
+
+    def no_training(*a, **k):
+        raise AssertionError("the report must not train")
+    monkeypatch.setattr(torch.Tensor, "backward", no_training)  # training is forbidden in the report's process
+    monkeypatch.setattr(torch.autograd, "backward", no_training)
     out = tmp_path / "report"
     assert report.main([f"{STORAGE}/quick", "--out", str(out)]) == 0
     csv = pd.read_csv(out / "trials.csv")

@@ -1,12 +1,13 @@
 """Training throughput of the default network, through the same data path as training.
 
-    python -m study.bench [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last]
+    python -m study.bench [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last] [--set KEY=VALUE ...]
 
 prints training images per second (forward + backward + optimizer step of the default
-TrainConfig network and Adam, batches of 32) on this machine's device, as one line, or with
---json as one JSON object: {"images_per_s": x, "device": "cpu", "resolution": R, ...} (extra keys:
-precision (what --precision resolved to on this device), channels_last, batch_size, threads, seconds,
-batches, warmup_batches, images, device_name, loadavg_before/after, torch).
+TrainConfig network and recipe, augmentation included, Adam, batches of 32) on this machine's
+device, as one line, or with --json as one JSON object: {"images_per_s": x, "device": "cpu",
+"resolution": R, ...} (extra keys: precision (what --precision resolved to on this device),
+channels_last, batch_size, threads, seconds, batches, warmup_batches, images, device_name,
+loadavg_before/after, torch, recipe). --set changes any other field, e.g. --set augment=none.
 
 The timed path is training's own: the decoded uint8 images (study.data.load_split, from the
 image cache) sit on the device as one tensor and study.train.train_one_epoch slices them into
@@ -158,7 +159,7 @@ def time_imagefolder_path(cfg: TrainConfig, folder, order: list[int], labels3: n
 def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 20, warmup: int = 3,
           precision: str = "auto", channels_last: bool = True, compare: bool = False,
           batch_size: int | None = None, threads: int | None = None, workers: int | None = None,
-          progress: bool = False) -> dict:
+          progress: bool = False, sets: list[str] | None = None) -> dict:
     if batches < 1 or warmup < 0:
         raise UserError(f"--batches {batches} / --warmup {warmup}: need batches >= 1 and warmup >= 0")
     if threads:
@@ -166,7 +167,7 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
     over = {"resolution": resolution, "precision": precision, "channels_last": channels_last}
     if batch_size:
         over["batch_size"] = batch_size
-    cfg = TrainConfig.from_overrides(over)
+    cfg = TrainConfig.from_strings(sets or [], TrainConfig.from_overrides(over))
     top = find_root(root or SAMPLE_ROOT)
     split = load_split(top, "train", resolution, progress=progress)
     device = pick_device()
@@ -177,7 +178,8 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
            "precision": resolve_precision(cfg, device), "channels_last": channels_last, "batch_size": cfg.batch_size,
            "threads": torch.get_num_threads(), "seconds": round(seconds, 3), "batches": batches,
            "warmup_batches": warmup, "images": len(split.labels3), "data": str(top),
-           "device_name": device_name(device), "torch": torch.__version__}
+           "device_name": device_name(device), "torch": torch.__version__,
+           "recipe": {k: getattr(cfg, k) for k in ("augment", "augment_strength", "class_balance", "norm")}}
     if compare:
         w = default_workers() if workers is None else workers
         folder, order = imagefolder_subset(top, split.paths, resolution)
@@ -208,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"DataLoader workers for --compare (default {default_workers()} here)")
     ap.add_argument("--batch-size", type=int, default=None, help="override TrainConfig.batch_size (default 32)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other TrainConfig field, e.g. --set augment=strong (default: TrainConfig's recipe)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     try:
         r = bench(args.data, args.resolution, args.batches, args.warmup, args.precision, args.channels_last,
-                  args.compare, args.batch_size, args.threads, args.workers)
+                  args.compare, args.batch_size, args.threads, args.workers, sets=args.set)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -102,12 +102,14 @@ QUICK_TINY_ARGS = ["--experiment", "quick", "--resolution", "32", "--max-epochs"
 @pytest.fixture(scope="session")
 def quick_results(tmp_path_factory, _cache_dir) -> Path:
     """A real results tree: the `quick` study at a tiny size (32 px, 3 epochs), run once per session
-    through the same CLI as `make study`. Returns STORAGE/quick."""
+    through the same CLI as `make study`, with --data given (the bundled sample) so that the
+    confirmation stage runs too (2 seeds: STORAGE/confirm-binary). Returns STORAGE/quick."""
     import subprocess
     import sys
     storage = tmp_path_factory.mktemp("results")
     env = {**os.environ, "PNEUMONIA_CACHE": str(_cache_dir)}
-    proc = subprocess.run([sys.executable, "-m", "study.run", *QUICK_TINY_ARGS, "--storage", str(storage)],
+    proc = subprocess.run([sys.executable, "-m", "study.run", *QUICK_TINY_ARGS, "--data", str(SAMPLE_ROOT),
+                           "--confirm-seeds", "2", "--storage", str(storage)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (storage / "quick" / "run-stdout.txt").write_text(proc.stdout)

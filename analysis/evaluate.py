@@ -25,7 +25,8 @@ from study import checkpoint as ckpt_io
 from study import data as sdata  # module attribute calls: tests can spy on load_test
 from study.config import BEST_METRIC, TrainConfig, UserError
 from study.data import CLASSES
-from study.train import evaluate, model_from, pick_device
+from study.checkpoint import model_from
+from study.train import evaluate, pick_device
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from sklearn.metrics import precision_recall_curve, precision_recall_fscore_supp
 from analysis.tree import local_checkpoint  # noqa: E402
 from study import data as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare/load_test)
 from study.config import TrainConfig  # noqa: E402
-from study.train import evaluate, load_model, pick_device  # noqa: E402
+from study.checkpoint import load_model  # noqa: E402
+from study.train import evaluate, pick_device  # noqa: E402
 
 THRESHOLDS = tuple(round(0.10 + 0.05 * i, 2) for i in range(17))  # 0.10 .. 0.90
 F1_RULE = "best F1 on validation (Q2)"

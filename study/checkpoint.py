@@ -1,4 +1,5 @@
-"""One checkpoint format: one file holding one dict, written by `save` and read by `load`.
+"""One checkpoint format: one file holding one dict, written by `save` and read by `load`;
+`load_model` / `model_from` turn it into the kept model, `load_resume` into fit()'s resume state.
 
     python -m study.checkpoint PATH      # prints what a checkpoint holds (config, epochs, kept metric, release)
 
@@ -32,8 +33,10 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from study.config import UserError
+from study.config import TrainConfig, UserError
+from study.model import build_model
 
 FORMAT_VERSION = 1
 FILE = "checkpoint.pt"
@@ -123,6 +126,41 @@ def _legacy(d: Path) -> dict:
         raise UserError(f"{d}: an older checkpoint folder that cannot be read ({type(e).__name__}: "
                         f"{str(e).strip()[:200]})") from None
     return ckpt
+
+
+# ---- from a checkpoint to a model or a resumable state -------------------------------------------
+def load_resume(path: str | Path) -> dict:
+    """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
+    ckpt = load(path)
+    if "optimizer" not in ckpt or "last_model" not in ckpt:
+        raise UserError(f"{path}: an inference-only checkpoint (a shipped model?) cannot resume training")
+    return ckpt
+
+
+def config_of(ckpt: dict, where: str = "checkpoint") -> TrainConfig:
+    """A checkpoint's TrainConfig (older field names upgraded); a bad one is a UserError naming `where`."""
+    try:
+        return TrainConfig.from_overrides(upgrade_config(ckpt["config"]))
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
+    """The kept epoch's model (eval mode, in its training memory format) and its config, from a checkpoint."""
+    return model_from(load(path), device, where=str(path))
+
+
+def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
+    """The kept epoch's model and config of a loaded checkpoint dict (study.checkpoint.load)."""
+    cfg = config_of(ckpt, where)
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise UserError(f"{where}: the weights do not fit the network its config describes "
+                        f"({str(e).strip().splitlines()[0][:160]})") from None
+    model = model.to(device or torch.device("cpu")).eval()
+    return (model.to(memory_format=torch.channels_last) if cfg.channels_last else model), cfg
 
 
 def describe(ckpt: dict) -> dict:

@@ -44,7 +44,8 @@ from study.config import TrainConfig, UserError
 from study.data import CLASSES
 from study.divergence import non_finite_weights
 from study.model import probabilities
-from study.train import EVAL_BATCH, model_from, pick_device, predict_logits
+from study.checkpoint import model_from
+from study.train import EVAL_BATCH, pick_device, predict_logits
 
 MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped models (models/MODEL_CARD.md)
 SHIPPED = {2: MODELS / "binary.pt", 3: MODELS / "three_class.pt"}

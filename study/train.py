@@ -271,40 +271,6 @@ class TrainState:
         return ckpt_io.save(out, self.checkpoint())
 
 
-def load_resume(path: str | Path) -> dict:
-    """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
-    ckpt = ckpt_io.load(path)
-    if "optimizer" not in ckpt or "last_model" not in ckpt:
-        raise UserError(f"{path}: an inference-only checkpoint (a shipped model?) cannot resume training")
-    return ckpt
-
-
-def config_of(ckpt: dict, where: str = "checkpoint") -> TrainConfig:
-    """A checkpoint's TrainConfig (older field names upgraded); a bad one is a UserError naming `where`."""
-    try:
-        return TrainConfig.from_overrides(ckpt_io.upgrade_config(ckpt["config"]))
-    except UserError as e:
-        raise UserError(f"{where}: {e}") from None
-
-
-def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig]:
-    """The kept epoch's model (eval mode, in its training memory format) and its config, from a checkpoint."""
-    return model_from(ckpt_io.load(path), device, where=str(path))
-
-
-def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
-    """The kept epoch's model and config of a loaded checkpoint dict (study.checkpoint.load)."""
-    cfg = config_of(ckpt, where)
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise UserError(f"{where}: the weights do not fit the network its config describes "
-                        f"({str(e).strip().splitlines()[0][:160]})") from None
-    model = model.to(device or torch.device("cpu")).eval()
-    return (model.to(memory_format=torch.channels_last) if cfg.channels_last else model), cfg
-
-
 # ---- the whole run -------------------------------------------------------------------------------
 def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState], None] | None = None,
         resume: dict | None = None, device: torch.device | None = None) -> TrainState:

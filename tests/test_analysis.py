@@ -225,7 +225,7 @@ def test_no_test_split_stops_at_validation(quick_results):
     from analysis.load import load_results
     from analysis.render import Doc, to_markdown
     from analysis.sections import test_section
-    from study.train import load_model
+    from study.checkpoint import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)
     results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None,

@@ -14,6 +14,7 @@ import torch
 
 from conftest import REPO
 from study import train as train_mod
+from study.checkpoint import load_model
 from study.config import CROSS_RULES, TrainConfig, UserError, rule
 
 # (--set pairs, words the one-line error must contain): issue 12's study.train rows, and a few more
@@ -89,13 +90,13 @@ def test_checkpoint_config_is_checked_and_named(tmp_path):
     from study import checkpoint as ckpt_io
     path = ckpt_io.save(tmp_path / "c.pt", {"config": {"lr": -1}, "model": {}})
     with pytest.raises(UserError, match=r"c\.pt: lr must be"):
-        train_mod.load_model(path)
+        load_model(path)
     old = tmp_path / "old"  # an older five-file folder: its config.json is checked the same way
     old.mkdir()
     torch.save({}, old / "model.pt")
     (old / "config.json").write_text(json.dumps({"optimizer": "nesterov", "momentum": 0}))
     with pytest.raises(UserError, match=r"old: .*momentum > 0"):
-        train_mod.load_model(old)
+        load_model(old)
 
 
 def test_cross_rules_hold_for_the_defaults_and_name_their_fields():

@@ -15,8 +15,8 @@ from study.config import BEST_METRIC, EPOCH_SECONDS, METRIC, TrainConfig, UserEr
 from study.data import prepare
 from study.model import build_model, count_parameters, probabilities
 from study import train as train_mod
-from study.train import (fit, load_model, load_resume, make_loss, make_optimizer, resolve_precision,
-                         train_one_epoch)
+from study.checkpoint import load_model, load_resume
+from study.train import fit, make_loss, make_optimizer, resolve_precision, train_one_epoch
 
 
 def test_seed_network_parameter_count():

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from study import predict, train
+from study.checkpoint import load_model
 from study.config import TrainConfig
 from study.data import SAMPLE_ROOT, prepare, targets
 from study.model import build_model
@@ -176,7 +177,7 @@ def test_checkpoint_round_trip(tmp_path):
     in_memory = build_model(cfg).to(memory_format=torch.channels_last)  # as load_model lays it out
     in_memory.load_state_dict(state.best_state)
     in_memory.eval()
-    loaded, cfg2 = train.load_model(tmp_path)
+    loaded, cfg2 = load_model(tmp_path)
     assert cfg2 == cfg
     x = torch.from_numpy(data.val.images).unsqueeze(1).float() / 255.0
     with torch.no_grad():

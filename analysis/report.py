@@ -61,8 +61,8 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
     global _T0
     _T0 = time.monotonic()
-    _log(f"reading {results_dir} ...")
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
+    _log(f"read {results_dir}")
     from analysis import card, sections
     from analysis import threshold as athreshold  # module attribute calls: tests can spy on choose_threshold
     from analysis.answers import answer

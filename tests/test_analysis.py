@@ -188,7 +188,7 @@ def test_storage_root_and_wandb_offline(quick_results, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.html")
     steps = re.findall(r"^\[report +\d+\.\ds\] (.+)$", proc.stderr, re.M)  # each step with its time
-    assert steps[0].startswith("reading ") and steps[-1].startswith("writing report.md") and len(steps) >= 5, proc.stderr
+    assert steps[0].startswith("read ") and steps[-1].startswith("writing report.md") and len(steps) >= 5, proc.stderr
     runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((tmp_path / "wb").rglob("*"))[:20]
     assert list(runs[0].glob("*.wandb")), "the offline run holds its log"

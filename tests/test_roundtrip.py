@@ -156,7 +156,8 @@ def _read_json(uri: str) -> dict:
 def test_ray_job_runs_the_quick_study(job):
     assert job["submit"].returncode == 0 and job["job_id"], job["output"][-5000:]
     assert f"Job '{job['job_id']}' succeeded" in job["status"], job["status"]
-    assert "quick: 8 trials (0 errored)" in job["output"]  # the driver's summary line, streamed by `ray job submit`
+    assert "quick: 8 trials (0 errored, 0 diverged)" in job["output"]  # the driver's summary, streamed by `ray job submit`
+    assert "confirm-binary: 3 trials (0 errored, 0 diverged)" in job["output"]  # --data given: the confirmation stage ran
     meta = _read_json(f"{STORAGE}/quick/study.json")
     assert meta["summary"]["trials"] == 8 and meta["summary"]["errors"] == 0
     assert meta["data_root"] == DATA_URI
@@ -205,5 +206,5 @@ def test_report_cli_on_the_s3_storage_root(job, tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.html")
     assert "Test evaluation skipped (--no-test)." in (out / "report.md").read_text()
     listing = _cli("analysis.load", STORAGE)
-    assert listing.returncode == 0 and listing.stdout.startswith(f"quick: 8 trials"), listing.stderr[-2000:]
+    assert listing.returncode == 0 and "\nquick: 8 trials" in "\n" + listing.stdout, listing.stderr[-2000:]
     assert f"({STORAGE}/quick)" in listing.stdout

@@ -199,7 +199,11 @@ def test_wandb_offline_logs_every_trial(tmp_path):
     runs = list(wandb_dir.rglob("offline-run-*"))
     assert len(runs) == 8, f"expected one offline W&B run per trial, found {runs}"
     meta = json.loads((tmp_path / "r" / "quick" / "study.json").read_text())
-    assert meta["wandb"] == {"project": "pneumonia-test", "group": "quick"}
+    sid = json.loads((tmp_path / "r" / "study.json").read_text())["study_id"]
+    assert meta["wandb"] == {"project": "pneumonia-test", "group": sid, "job_type": "quick"} and meta["study_id"] == sid
+    for run in runs:  # every trial's W&B run is in the study's group, with its experiment as job_type
+        log = next(run.glob("*.wandb")).read_bytes()
+        assert sid.encode() in log and b"quick" in log, run
 
 
 def test_cli_user_errors_are_one_line(tmp_path):

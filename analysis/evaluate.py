@@ -12,7 +12,6 @@ raises UserError), the result carries that message instead.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 import torch
 
 from analysis.metrics import BINARY, binary_metrics, bootstrap_ci, multiclass_metrics
+from analysis.progress import log as _log
 from analysis.tree import local_checkpoint
 from study import checkpoint as ckpt_io
 from study import data as sdata  # module attribute calls: tests can spy on load_test
@@ -60,7 +60,7 @@ class TestResult:
     n_images: int = 0
     class_counts: dict = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
-    retrain: pd.DataFrame | None = None     # per model: checkpoint, seed, kept epoch, its selection score
+    scored: pd.DataFrame | None = None      # per model: checkpoint, seed, kept epoch, its selection score
     per_seed: pd.DataFrame | None = None    # one row per seed (and threshold, for binary)
     summary: pd.DataFrame | None = None     # one row per metric
     confusion: list | None = None           # 3-class: summed over seeds
@@ -68,10 +68,6 @@ class TestResult:
     @property
     def official(self) -> bool:
         return self.description.startswith("official")
-
-
-def _log(msg: str) -> None:
-    print(f"[report] {msg}", file=sys.stderr, flush=True)
 
 
 def _predict(sel: Selection, x_test: torch.Tensor, y_test: np.ndarray):
@@ -146,7 +142,7 @@ def run_test(selections: list[Selection]) -> list[TestResult]:
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
         x = torch.from_numpy(np.ascontiguousarray(split.images))
         _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
-        res.retrain, P = _predict(sel, x, y)
-        res.seeds = res.retrain["seed"].tolist()
+        res.scored, P = _predict(sel, x, y)
+        res.seeds = res.scored["seed"].tolist()
         (_binary if sel.cfg.num_classes == 2 else _multiclass)(res, y, P)
     return results

@@ -29,6 +29,7 @@ import pandas as pd
 from pyarrow import fs as pafs
 
 from analysis.tree import Tree
+from study.select import hashable
 from study.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
 from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
                           STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
@@ -54,10 +55,6 @@ def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
-
-
-def hashable(v):
-    return tuple(hashable(x) for x in v) if isinstance(v, list) else v
 
 
 @dataclass
@@ -243,8 +240,13 @@ def _find(tree: Tree) -> tuple[list[str], list[str]]:
                         f"(STORAGE, e.g. s3://BUCKET/study, or STORAGE/EXPERIMENT)")
     if info.type != pafs.FileType.Directory:
         raise UserError(f"{given}: is a file; pass the folder written by python -m study.run (STORAGE/EXPERIMENT or STORAGE)")
-    if study.type == pafs.FileType.File and "experiment" in json.loads(tree.read(f"{tree.base}/{STUDY_FILE}")):
-        return [tree.base], []  # an experiment's study.json; a storage root's names the study (study_id) only
+    if study.type == pafs.FileType.File:
+        try:
+            is_experiment = "experiment" in json.loads(tree.read(f"{tree.base}/{STUDY_FILE}"))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{given}/{STUDY_FILE}: not valid JSON ({e}); restore it, or re-run python -m study.run") from None
+        if is_experiment:  # an experiment's study.json; a storage root's names the study (study_id) only
+            return [tree.base], []
     subdirs = sorted(f.path.rstrip("/") for f in tree.listing(tree.base) if f.type == pafs.FileType.Directory)
     marked = tree.info([f"{d}/{STUDY_FILE}" for d in subdirs])
     found = [d for d, m in zip(subdirs, marked) if m.type == pafs.FileType.File]

@@ -14,7 +14,6 @@ release entry as JSON. Scores and chooses only: it never trains.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,6 +23,7 @@ from analysis import card
 from analysis import threshold as athreshold
 from analysis.metrics import binary_metrics, multiclass_metrics
 from study import checkpoint as ckpt_io
+from study import checks
 from study.config import UserError
 
 
@@ -61,7 +61,7 @@ def release(checkpoint: str, data: str | None, out: Path, command: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.release", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m analysis.release", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint", help="a checkpoint (checkpoint.pt or its folder)")
     ap.add_argument("--data", default=None, help="the data set it was trained on (default: the bundled sample)")
     ap.add_argument("--out", required=True, type=Path, help="the shipped model file to write, e.g. models/binary.pt")

@@ -21,28 +21,22 @@ one `error: ...` line, exit 2.
 """
 from __future__ import annotations
 
-import argparse
 import posixpath
 import sys
-import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dataclasses import replace
-
 from analysis.load import BEST_EPOCH, csv_frame, load_results
+from analysis import progress
+from analysis.progress import log as _log
+from study import checks
 from study.config import BEST_METRIC, CONFIRM_PREFIX, METRIC, UserError
 
 if TYPE_CHECKING:
     from analysis.render import Doc
 
 
-_T0 = time.monotonic()
-
-
-def _log(msg: str) -> None:
-    """One progress line on stderr, with the seconds since the report started."""
-    print(f"[report {time.monotonic() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def _importance(trials, keys, scope, out):
@@ -59,8 +53,7 @@ def _importance(trials, keys, scope, out):
 def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
-    global _T0
-    _T0 = time.monotonic()
+    progress.start()
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
     _log(f"read {results_dir}")
     from analysis import card, sections
@@ -177,22 +170,33 @@ def _seed_recipe_control(res, trials, selected):
 
 
 def _models(res, choice, task: str) -> dict:
-    """The models the test split scores for a chosen configuration: the confirmation stage's (fresh seeds) when
-    the study ran it for this configuration, else the configuration's own trials."""
-    from study.config import CONFIRM_PREFIX
+    """The models the test split scores for a chosen configuration: the confirmation stage's (fresh seeds,
+    every one that finished) when the study ran it for this configuration, else the configuration's own
+    trials. Given one experiment's folder, the study's confirmation stage is looked for beside it."""
+    from analysis.load import load_experiment
+    from study.config import EARLY_STOPPED, FINISHED
     from study.select import config_key
     conf = res.get(CONFIRM_PREFIX + task)
+    if conf is None:
+        where = res.get(choice.row["experiment"]).path.rstrip("/")
+        try:
+            conf = load_experiment(posixpath.join(posixpath.dirname(where), CONFIRM_PREFIX + task))
+        except (UserError, OSError):
+            conf = None
+    why = "no confirmation stage in this study"
     if conf is not None:
-        ok = conf.trials[conf.trials["checkpoint"] != ""]
-        if len(ok) and all(config_key(c) == config_key(choice.row["config"]) for c in ok["config"]):
+        ok = conf.trials[conf.trials["status"].isin([FINISHED, EARLY_STOPPED]) & (conf.trials["checkpoint"] != "")]
+        if len(ok) and {config_key(c) for c in ok["config"]} == {config_key(choice.row["config"])}:
             seeds = sorted(int(c["seed"]) for c in ok["config"])
             return {"models": tuple(ok["checkpoint"]),
                     "models_from": f"the confirmation stage ({conf.name}): the configuration retrained with seeds "
                                    f"{', '.join(map(str, seeds))}, which took no part in selection"}
+        why = (f"the confirmation stage ({conf.name}) retrained another configuration" if len(ok)
+               else f"the confirmation stage ({conf.name}) has no finished trial")
     n = len(choice.checkpoints)
     return {"models": tuple(choice.checkpoints),
-            "models_from": f"the configuration's own {n} trial(s) (no confirmation stage in this results tree: these "
-                           f"are the seeds selection saw, so the figures are optimistic)"}
+            "models_from": f"the configuration's own {n} trial(s) ({why}: these are the seeds selection saw, so the "
+                           f"figures are optimistic)"}
 
 
 def overview(doc: Doc, res, trials, selected, headline, tests, test: bool) -> None:
@@ -244,7 +248,7 @@ def reproduce(doc: Doc, results_dir, out, data, test: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     ap.add_argument("results", metavar="RESULTS", help="STORAGE/EXPERIMENT (e.g. results/quick) or STORAGE; a folder "
                     "or a URI (s3://BUCKET/PREFIX, gs://...)")
     ap.add_argument("--out", required=True, type=Path, help="folder for report.html, report.md, trials.csv, figures")

@@ -182,7 +182,7 @@ def test_section(doc: Doc, results: list[TestResult], test: bool) -> None:
                  + ") were" if sel.thresholds else " was")
               + f" fixed. Models scored: {sel.models_from}; each keeps its best epoch by {METRIC}, and each predicts "
               f"the test images (inference only: the report trains nothing).")
-        doc.table(r.retrain, "The models scored on the test split (their own selection score on validation)")
+        doc.table(r.scored, "The models scored on the test split (their own selection score on validation)")
         if sel.cfg.num_classes == 2:
             doc.table(r.summary, f"Test metrics over {len(r.seeds)} model(s): mean ± std (models) and 95% bootstrap interval")
             doc.p(describe_bootstrap(len(r.seeds)))

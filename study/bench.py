@@ -31,7 +31,6 @@ measures another batch size (the study's default stays TrainConfig.batch_size).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from study import checks
 from study.config import PRECISIONS, TrainConfig, UserError
 from study.data import SAMPLE_ROOT, find_root, load_split, targets
 from study.model import build_model
@@ -196,7 +196,7 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m study.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, metavar="ROOT", help="data set folder (default: the bundled sample)")
     ap.add_argument("--resolution", type=int, default=200, help="input side in px (default 200)")
     ap.add_argument("--batches", type=int, default=20, help="timed training steps (default 20)")

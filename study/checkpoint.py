@@ -132,6 +132,9 @@ def _legacy(d: Path) -> dict:
 def load_resume(path: str | Path) -> dict:
     """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
     ckpt = load(path)
+    if ckpt.get("format_version") != FORMAT_VERSION:  # its best_metric was another metric and its config may
+        raise UserError(f"{path}: a checkpoint from before format {FORMAT_VERSION} predicts but cannot resume; "
+                        f"start this run again")  # describe another recipe: a resumed run would mix the two
     if "optimizer" not in ckpt or "last_model" not in ckpt:
         raise UserError(f"{path}: an inference-only checkpoint (a shipped model?) cannot resume training")
     return ckpt

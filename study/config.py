@@ -115,7 +115,7 @@ DATA_FIELDS = ("resolution", "val_source", "val_fraction", "holdout_fraction", "
 # ---- What a valid configuration is: declared once, next to each field ----------------------------
 # Each field's type and range is its annotation (pydantic checks it and converts JSON/CLI values:
 # "0.01" -> 0.01, [16, 32] -> (16, 32)); rules between fields are CROSS_RULES below. Every way a
-# config is built (defaults, --set, a search space, a checkpoint's config.json, Ray's trial config,
+# config is built (defaults, --set, a search space, a checkpoint's config, Ray's trial config,
 # dataclasses.replace) runs the same check and raises UserError naming field, value and rule.
 # `python -m study.config` prints every rule.
 def odd(k: int) -> bool:

@@ -16,7 +16,6 @@ analysis calls that, once, after selection.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from study import checks
 from study.augment import STRESS, stress_images
 from study.cache import IMAGE_SUFFIXES, load_or_build
 from study.config import TrainConfig, UserError
@@ -320,7 +320,7 @@ def summarize(root: str | Path | None, resolution: int = 200, strict: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m study.data", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m study.data", description=__doc__.split("\n")[0])
     ap.add_argument("root", nargs="?", default=None, help="data set folder (default: the bundled sample)")
     ap.add_argument("--resolution", type=int, default=200, help="px side of the cached images (default 200)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

@@ -29,7 +29,6 @@ checkpoint), with a one-line `error: ...` on stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from study import checkpoint as ckpt_io
+from study import checks
 from study.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.config import TrainConfig, UserError
 from study.data import CLASSES
@@ -51,14 +51,6 @@ MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped models (m
 SHIPPED = {2: MODELS / "binary.pt", 3: MODELS / "three_class.pt"}
 NOT_CLINICAL = ("# research and teaching model, not for clinical use: not a medical device "
                 "(models/MODEL_CARD.md)")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one `error: ...` line (exit 2), like every other mistake."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        usage = " ".join(self.format_usage().split())[len("usage: "):]  # one line, however argparse wraps it
-        self.exit(2, f"error: {message} (usage: {usage})\n")
 
 
 def load(path: str | Path, device: torch.device | None = None) -> tuple[nn.Module, TrainConfig, float | None]:
@@ -113,7 +105,7 @@ def format_record(rec: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m study.predict", description=__doc__.split("\n")[0])
+    ap = checks.Parser(prog="python -m study.predict", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, metavar="PATH",
                     help="a checkpoint (checkpoint.pt or its folder); default: the shipped binary model")
     ap.add_argument("--three-class", action="store_true", help="the shipped 3-class model (normal/bacteria/virus)")
@@ -126,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         ap.error(f"--threshold {args.threshold}: expected 0 < T < 1")
     path = args.model or SHIPPED[3 if args.three_class else 2]
+    if not args.model and not path.is_file():
+        print(f"error: {path}: the shipped model is not here (it lives in the repository's models/ folder; install "
+              f"from a checkout with pip install -e ., or pass --model CHECKPOINT)", file=sys.stderr)
+        return 2
     try:
         model, cfg, threshold = load(path)
     except UserError as e:

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -45,7 +44,8 @@ from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, E
                           parse_pairs, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
 from study.divergence import WHY  # noqa: E402
-from study.confirm import TASKS, plans as confirm_plans, trial_rows  # noqa: E402
+from study.confirm import plans as confirm_plans, trial_rows  # noqa: E402
+from study.select import config_key  # noqa: E402
 from study.progress import TrialProgress  # noqa: E402
 from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
 
@@ -85,10 +85,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _write(uri: str, text: str) -> None:
+    """Write a small file at a local path or URI: to a temporary name, then moved (a kill leaves the old file)."""
     filesystem, path = pafs.FileSystem.from_uri(uri)
     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as f:
+    with filesystem.open_output_stream(f"{path}.tmp{os.getpid()}") as f:
         f.write(text.encode())
+    filesystem.move(f"{path}.tmp{os.getpid()}", path)
+
+
+def _remove(uri: str) -> None:
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    filesystem.delete_dir(path)
 
 
 def _read(uri: str) -> str:
@@ -166,7 +173,7 @@ def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
 def target(name: str, args: argparse.Namespace) -> str:
     """STORAGE/EXPERIMENT; an existing one needs --resume or --overwrite (checked before Ray starts)."""
     path = f"{storage_uri(args.storage).rstrip('/')}/{name}"
-    if not (args.resume and can_restore(path)) and "://" not in path and _exists(path) and not args.overwrite:
+    if not (args.resume and can_restore(path)) and _exists(path) and not args.overwrite:
         raise UserError(f"{path} exists; pass --resume to continue it, --overwrite to start again, or another --storage")
     return path
 
@@ -175,7 +182,10 @@ def study_record(args: argparse.Namespace, names: list[str]) -> dict:
     """STORAGE/study.json: the study's id (a UUID, kept by every later run into the same storage, --resume
     included: W&B groups all of a study's runs by it) and the experiments run into it."""
     uri = f"{storage_uri(args.storage).rstrip('/')}/{STUDY_FILE}"
-    old = json.loads(_read(uri)) if _exists(uri) else {}
+    try:
+        old = json.loads(_read(uri)) if _exists(uri) else {}
+    except ValueError:
+        raise UserError(f"{uri}: damaged (not JSON); delete it (a new study id is made) or restore it") from None
     rec = {"study_id": old.get("study_id") or uuid.uuid4().hex, "created": old.get("created") or time.strftime(
         "%Y-%m-%d %H:%M:%S"), "experiments": sorted(set(old.get("experiments", [])) | set(names))}
     _write(uri, json.dumps(rec, indent=1))
@@ -204,8 +214,8 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
         print(f"{name}: resuming from {path} (finished trials are kept, not run again)", flush=True)
         tuner = restore_tuner(path, data, resources)  # Ray keeps the callbacks the experiment started with
     else:
-        if _exists(path) and "://" not in path:
-            shutil.rmtree(path)  # --overwrite (target() refused it otherwise)
+        if _exists(path):
+            _remove(path)  # --overwrite, or a confirmation stage of another selection (target() refused it otherwise)
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
                             callbacks=callbacks, max_failures=args.max_failures,
@@ -232,6 +242,26 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
     return meta, trial_rows(name, results)
 
 
+def replace_stale_confirmation(name: str, config: dict, args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments for running confirmation experiment `name`: resumed with --resume when it confirms the
+    same configuration, else started again (a derived stage: an earlier command's confirmation of another
+    selection, or another seed count, is replaced and the replacement printed)."""
+    path = f"{storage_uri(args.storage).rstrip('/')}/{name}"
+    if not _exists(path):
+        return args
+    try:
+        old = json.loads(_read(f"{path}/{STUDY_FILE}"))
+        same = (config_key(old.get("base_config") or {}) == config_key(config)
+                and (old.get("summary") or {}).get("trials") == len(config["seed"]["grid_search"]))
+    except (OSError, ValueError):  # no study.json yet: it was interrupted; --resume continues it as it was
+        same = args.resume
+    if same and args.resume:
+        return args
+    print(f"{name}: replacing the earlier confirmation stage in {path} (it confirmed another configuration or "
+          f"seed count, or this run does not --resume)", flush=True)
+    return argparse.Namespace(**{**vars(args), "resume": False, "overwrite": True})
+
+
 def confirmation_plan(config: dict, space) -> tuple[TrainConfig, dict, object]:
     """experiment_plan's shape for a confirmation experiment (study/confirm.py)."""
     base = TrainConfig.from_overrides({k: v for k, v in config.items() if k != "seed"})
@@ -252,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         plans = {n: experiment_plan(n, args) for n in names}  # every space, flag and --set checked before Ray starts
         checks.storage("--storage", args.storage)
         seeds = args.confirm_seeds if args.confirm_seeds is not None else (3 if args.data else 0)
-        for n in names + ([CONFIRM_PREFIX + t for t in TASKS.values()] if seeds else []):
+        for n in names:
             target(n, args)
         data_cache: dict = {}
         for base, _, _ in plans.values():  # data errors (a class with no readable image, --strict) before Ray too
@@ -272,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, config, space in confirm_plans(rows, seeds) if seeds else []:
             # the last stage: the selected configurations with fresh seeds, where the trials ran (study/confirm.py)
             study = study_record(args, [name])
-            metas.append(run_experiment(name, args, data_cache, study, confirmation_plan(config, space))[0])
+            confirm_args = replace_stale_confirmation(name, config, args)
+            metas.append(run_experiment(name, confirm_args, data_cache, study, confirmation_plan(config, space))[0])
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

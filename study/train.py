@@ -275,7 +275,7 @@ class TrainState:
 def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState], None] | None = None,
         resume: dict | None = None, device: torch.device | None = None) -> TrainState:
     """Train `cfg` on `data` for cfg.epochs (fewer with early stopping), keeping the weights of the
-    best validation epoch. `on_epoch(record, state)` runs after every epoch (the Ray trainable
+    best METRIC epoch. `on_epoch(record, state)` runs after every epoch (the Ray trainable
     reports and checkpoints there). `resume`: a load_resume() dict to continue from."""
     if data.data_key != cfg.data_key():
         raise UserError(f"config data fields {cfg.data_key()} differ from the prepared data's {data.data_key}")

@@ -195,14 +195,18 @@ def test_storage_root_and_wandb_offline(quick_results, tmp_path):
     assert "pneumonia-test" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("make", ["missing", "not_results"])
+@pytest.mark.parametrize("make", ["missing", "not_results", "damaged", "bad_flag"])
 def test_cli_user_mistake_is_one_line_exit_2(tmp_path, make):
     target = tmp_path / "nope" if make == "missing" else tmp_path
-    proc = subprocess.run([sys.executable, "-m", "analysis.report", str(target), "--out", str(tmp_path / "o")],
+    if make == "damaged":
+        (tmp_path / "study.json").write_text('{"study_id": "cut short')
+    extra = ["--seeds", "3"] if make == "bad_flag" else []
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", str(target), "--out", str(tmp_path / "o"), *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0], proc.stderr
+    named = "--seeds" if make == "bad_flag" else str(target)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
@@ -231,7 +235,7 @@ def test_no_test_split_stops_at_validation(quick_results):
     results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None,
                                   models=(best["checkpoint"],))])
     assert results[0].error and "nothing to evaluate on" in results[0].error
-    assert results[0].retrain is None
+    assert results[0].scored is None
     doc = Doc("t")
     test_section(doc, results, True)
     assert "No test split" in to_markdown(doc)

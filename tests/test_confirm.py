@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import QUICK_TINY_ARGS, REPO
-from study.config import CONFIRM_PREFIX, STUDY_FILE
+from study.config import CONFIRM_PREFIX, METRIC, STUDY_FILE
 from study.data import SAMPLE_ROOT
 
 pytestmark = pytest.mark.slow
@@ -42,10 +42,15 @@ def test_confirmation_stage_retrains_the_selected_configuration(study):
     trials = [d for d in (storage / f"{CONFIRM_PREFIX}binary").iterdir() if (d / "params.json").is_file()]
     seeds = sorted(json.loads((d / "params.json").read_text())["seed"] for d in trials)
     assert seeds == [0, 1] and all(list(d.glob("checkpoint_*/checkpoint.pt")) for d in trials)
-    selected = json.loads((trials[0] / "params.json").read_text())
-    assert {k: selected[k] for k in quick["searched"]} in [
-        {k: json.loads((d / "params.json").read_text())[k] for k in quick["searched"]}
-        for d in (storage / "quick").iterdir() if (d / "params.json").is_file()]
+    from study.select import config_key, rank
+    rows = []
+    for d in (storage / "quick").iterdir():
+        if (d / "result.json").is_file():
+            last = [json.loads(line) for line in (d / "result.json").read_text().splitlines() if line.strip()][-1]
+            rows.append({"experiment": "quick", "config": json.loads((d / "params.json").read_text()),
+                         "score": last["best_" + METRIC], "checkpoint": "x", "status": last.get("status")})
+    best = rank(rows)[0]["members"][0]["config"]  # the highest mean selection score over its seeds
+    assert all(config_key(json.loads((d / "params.json").read_text())) == config_key(best) for d in trials)
     assert not (storage / f"{CONFIRM_PREFIX}3class").exists()  # quick has no 3-class trial to confirm
 
 
@@ -68,6 +73,7 @@ def test_running_the_same_study_again_resumes_and_exits_0(study):
     again = study["again"]
     assert again.returncode == 0, again.stderr[-2000:]
     assert "quick: resuming from" in again.stdout and "[quick] trial" not in again.stdout  # nothing ran again
+    assert f"{CONFIRM_PREFIX}binary: resuming from" in again.stdout and f"[{CONFIRM_PREFIX}binary] trial" not in again.stdout
     assert "quick: 8 trials (0 errored, 0 diverged)" in again.stdout
 
 
@@ -82,3 +88,6 @@ def test_report_scores_the_confirmed_models_and_trains_nothing(study, tmp_path, 
     assert report.main([str(study["storage"]), "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert "the confirmation stage (confirm-binary): the configuration retrained with seeds 0, 1" in md
+    # given one experiment's folder, the report finds its study's confirmation stage beside it
+    assert report.main([str(study["storage"] / "quick"), "--out", str(tmp_path / "q")]) == 0
+    assert "the confirmation stage (confirm-binary)" in (tmp_path / "q" / "report.md").read_text()

@@ -172,6 +172,8 @@ def test_older_checkpoint_folders_still_load_and_others_are_refused(tiny_data, t
     (old / "config.json").write_text(json.dumps(config))
     model, cfg = load_model(old)
     assert cfg.class_balance == "weights" and cfg.norm == "none"
+    with pytest.raises(UserError, match="cannot resume"):  # its best_metric was plain validation accuracy
+        load_resume(old)
     for bad, match in (("nothing", "not a checkpoint"), ("garbage", "cannot read")):
         p = tmp_path / bad
         p.mkdir()

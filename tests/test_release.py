@@ -53,7 +53,8 @@ def test_shipped_models_load_and_screen_the_bundled_sample(name, num_classes):
         assert all(x["threshold"] == r["threshold"] for x in recs)
         labels = [x["label"] for x in recs]
         truth = ["normal" if "/NORMAL/" in p else "pneumonia" for p in SAMPLE_IMAGES]
-        assert sum(a == b for a, b in zip(labels, truth)) >= len(truth) // 2  # a trained model, not a coin
+        assert sum(a == b for a, b in zip(labels, truth)) >= 12  # of the 16 official val images (14 when shipped)
+        assert "normal" in labels and "pneumonia" in labels
     else:
         assert all(x["label"] in ("normal", "bacteria", "virus") for x in recs)
     assert (predict.MODELS / "MODEL_CARD.md").is_file()

@@ -108,3 +108,37 @@ def test_resume_keeps_ashas_rungs_and_reruns_nothing(tmp_path):
                 f"{earlier} (cutoff {cutoff}) ASHA {'stops' if score < cutoff else 'keeps'} it at epoch 1")
         earlier.append(score)
     assert set(never_started) <= {by_id[i] for i in final}, "a trial that started after the resume skipped the rung"
+
+
+def test_tpe_search_resumes_its_history(tmp_path):
+    """--resume of the Optuna/TPE space (search_spaces/tune_recipe.py) continues the searcher Tune saved
+    with the experiment: after a driver kill the resumed study proposes new points. A searcher started
+    afresh would propose its points_to_evaluate again: the default recipe, a duplicate of trial 1."""
+    from study.config import TrainConfig
+    storage = tmp_path / "results"
+    args = ["--experiment", "tune_recipe", "--resolution", "32", "--max-epochs", "1", "--num-samples", "5",
+            "--max-concurrent", "1", "--set", "dense_units=16", "--storage", str(storage)]
+    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exp = storage / "tune_recipe"
+    finished = lambda: [d for d in exp.glob("train_trial_*") if (d / "result.json").is_file()  # noqa: E731
+                        and any(json.loads(line).get("done") for line in (d / "result.json").read_text().splitlines())]
+    deadline = time.time() + 600
+    while time.time() < deadline and len(finished()) < 2:
+        time.sleep(0.5)
+    time.sleep(1.0)  # let Tune write the experiment checkpoint that follows the second result
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(finished())
+    assert 2 <= before < 5, f"{before} trials finished before the kill"
+    out = subprocess.run([sys.executable, "-m", "study.run", *args, "--resume"], cwd=REPO, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    keys = ("augment_strength", "lr", "weight_decay")
+    params = [json.loads((d / "params.json").read_text()) for d in sorted(exp.glob("train_trial_*"))]
+    points = [tuple(round(p[k], 12) for k in keys) for p in params]
+    assert len(points) == 5, points
+    d = TrainConfig()
+    start = (d.augment_strength, d.lr, max(d.weight_decay, 1e-6))
+    assert points.count(tuple(round(v, 12) for v in start)) == 1, "the resumed searcher started afresh"
+    assert len(set(points)) == 5, points

@@ -174,7 +174,7 @@ def test_job_downloaded_its_data_to_the_node_cache(job):
 @pytest.mark.slow
 def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
     """`python -m analysis.report s3://.../quick` (in this process, to see what it copies): the tree is
-    read in place; the only copies are the checkpoint it loads and the data set (once per machine)."""
+    read in place; the only copies are the checkpoints it loads and the data set (once per machine)."""
     import analysis.report as report
     import study.fetch as sfetch
     copies = []
@@ -195,7 +195,12 @@ def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
         assert section in md, section
     loaded = [c for c in copies if c != f"{BUCKET}/data/chest_xray"]
     assert len(copies) - len(loaded) <= 1, copies
-    assert len(loaded) == 1 and f"s3://{loaded[0]}" in set(csv["checkpoint"]), copies
+    # the selected trial's checkpoint (thresholds on validation), then the confirmation stage's 3 seeds (test)
+    selected = [c for c in loaded if c.startswith(f"{BUCKET}/study/quick/")]
+    confirmed = [c for c in loaded if c.startswith(f"{BUCKET}/study/confirm-binary/")]
+    assert len(selected) == 1 and f"s3://{selected[0]}" in set(csv["checkpoint"]), copies
+    assert len(confirmed) == 3 and len(set(confirmed)) == 3 and len(loaded) == 4, copies
+    assert "the confirmation stage (confirm-binary)" in md
 
 
 @pytest.mark.slow

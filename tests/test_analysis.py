@@ -109,27 +109,26 @@ def test_threshold_table_has_the_17_thresholds(spied):
     assert athreshold.THRESHOLDS == tuple(EXPECTED_THRESHOLDS)
 
 
+def _chosen_once(events, kind):
+    """-> (the labels the rule `kind` saw, the data prepared before it); the rule ran exactly once."""
+    kinds = [k for k, _ in events]
+    assert kinds.count(kind) == 1
+    i = kinds.index(kind)
+    prepared = [d for k, d in events[:i] if k == "prepare"]
+    assert prepared, f"the data must be prepared before the {kind} threshold is chosen"
+    return events[i][1], prepared[-1]
+
+
 @pytest.mark.slow
 def test_threshold_is_chosen_on_validation_labels(spied):
-    events = spied["events"]
-    kinds = [k for k, _ in events]
-    assert kinds.count("choose") == 1
-    i = kinds.index("choose")
-    prepared = [d for k, d in events[:i] if k == "prepare"]
-    assert prepared, "the validation split must be prepared before the threshold is chosen"
-    y_used = events[i][1]
-    y_val = sdata.targets(prepared[-1].val.labels3, 2)
-    np.testing.assert_array_equal(y_used, y_val)  # exactly the validation split's labels
+    y_used, prepared = _chosen_once(spied["events"], "choose")
+    np.testing.assert_array_equal(y_used, sdata.targets(prepared.val.labels3, 2))  # exactly the validation labels
 
 
 @pytest.mark.slow
 def test_headline_threshold_is_youden_on_the_stress_validation(spied):
-    events = spied["events"]
-    kinds = [k for k, _ in events]
-    assert kinds.count("youden") == 1
-    i = kinds.index("youden")
-    prepared = [d for k, d in events[:i] if k == "prepare"]
-    np.testing.assert_array_equal(events[i][1], sdata.targets(prepared[-1].stress.labels3, 2))
+    y_used, prepared = _chosen_once(spied["events"], "youden")
+    np.testing.assert_array_equal(y_used, sdata.targets(prepared.stress.labels3, 2))
     assert "Youden's J on the stress validation (headline)" in (spied["out"] / "report.md").read_text()
 
 

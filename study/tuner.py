@@ -89,7 +89,10 @@ def storage_uri(storage: str) -> str:
 def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0,
-                search_alg: Searcher | BasicVariantGenerator | None = None) -> tune.Tuner:
+                search_alg: Searcher | BasicVariantGenerator | None = None, reuse_actors: bool = True) -> tune.Tuner:
+    """reuse_actors: a finished or stopped trial's worker process trains the experiment's next trial (same
+    resources), so the next trial pays no process start, imports or CUDA context, and finds its data
+    already on the GPU (study.train.on_device); fit seeds everything per trial, so it computes the same."""
     scheduler = build_scheduler(asha, max_epochs)
     keep_scheduler = [SchedulerState(scheduler)] if scheduler else []  # first: callback states are saved by position
     search_alg = search_alg or BasicVariantGenerator(random_state=SEARCH_SEED)
@@ -102,7 +105,7 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
         param_space=param_space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler, num_samples=num_samples,
-            search_alg=search_alg, max_concurrent_trials=max_concurrent or None),
+            search_alg=search_alg, max_concurrent_trials=max_concurrent or None, reuse_actors=reuse_actors),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=1,
             failure_config=tune.FailureConfig(max_failures=max_failures),

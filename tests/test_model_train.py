@@ -129,6 +129,24 @@ def test_same_seed_same_numbers_on_cpu(tiny_data):
     assert _strip(c.records) != _strip(a.records)
 
 
+def test_data_stays_on_an_accelerator_between_fits_and_only_the_latest_data_set():
+    """on_device keeps a non-CPU copy for the next trial in the same (reused) worker: the same host
+    arrays give the same device tensors, other arrays new ones, and the previous set is let go.
+    The meta device stands in for a GPU; on the CPU the tensors are views of the arrays."""
+    a, b = np.zeros((4, 8, 8), np.uint8), np.ones((2, 8, 8), np.uint8)
+    cpu = train_mod.on_device([a], torch.device("cpu"))[0]
+    assert cpu.data_ptr() == a.__array_interface__["data"][0]
+    meta = torch.device("meta")
+    first = train_mod.on_device([a, b], meta)
+    again = train_mod.on_device([a, b], meta)
+    assert all(x is y and x.device.type == "meta" for x, y in zip(first, again))
+    c = np.ones((2, 8, 8), np.uint8)  # same shape and values as b, another array
+    other = train_mod.on_device([a, c], meta)
+    assert other[0] is first[0] and other[1] is not first[1]
+    assert len(train_mod._ON_DEVICE) == 2  # b's copy went with the old set
+    train_mod._ON_DEVICE.clear()
+
+
 def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
     cfg = tiny(epochs=3)
     full = fit(cfg, tiny_data)

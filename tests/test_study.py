@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from conftest import QUICK_TINY_ARGS, REPO, ray_processes, tiny
-from study.config import BEST_METRIC, METRIC, SKIPPED_FILE, TrainConfig, UserError
+from study.config import BEST_METRIC, EPOCH, METRIC, SKIPPED_FILE, TRAIN_LOSS, VAL_AUC, VAL_LOSS, TrainConfig, UserError
 from study.data import prepare
 from study.tuner import build_tuner
 
@@ -89,6 +89,26 @@ def test_asha_stops_weak_trials(local_ray, tmp_path):
     assert not results.errors
     assert epochs[0] < 6, f"ASHA stopped nothing: {epochs}"
     assert epochs[-1] == 6, f"ASHA stopped everything: {epochs}"
+
+
+def test_a_reused_worker_trains_each_trial_as_a_fresh_one_does(local_ray, tmp_path):
+    """reuse_actors: a worker process trains another trial after its first (Ray may start a second
+    worker ahead for a pending trial, so fewer processes than trials, not one), and every trial's
+    per-epoch numbers are identical to those of the same trial in a fresh worker."""
+    cfg = tiny(epochs=2, augment="light", dropout=0.3)  # augmentation and dropout draw random numbers
+    data = prepare(None, cfg, progress=False)
+    space = {**cfg.to_dict(), "seed": tune.grid_search([0, 1, 2])}
+    runs = {}
+    for reuse in (True, False):
+        results = build_tuner(data, space, name=f"reuse-{reuse}", storage=str(tmp_path), max_epochs=2, asha=None,
+                              num_samples=1, resources={"cpu": 1}, max_concurrent=1, reuse_actors=reuse).fit()
+        assert not results.errors
+        runs[reuse] = {r.config["seed"]: result_lines(Path(r.path)) for r in results}
+    pids = lambda run: {line["pid"] for lines in run.values() for line in lines}  # noqa: E731
+    assert len(pids(runs[True])) < 3 and len(pids(runs[False])) == 3
+    keys = (EPOCH, TRAIN_LOSS, METRIC, VAL_LOSS, VAL_AUC)
+    for seed, lines in runs[True].items():
+        assert [[line[k] for k in keys] for line in lines] == [[line[k] for k in keys] for line in runs[False][seed]]
 
 
 # ---- fault tolerance ----------------------------------------------------------------------------

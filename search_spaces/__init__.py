@@ -29,12 +29,15 @@ REQUIRED = ("QUESTION", "FIXED", "SPACE", "NUM_SAMPLES", "MAX_EPOCHS", "ASHA")
 
 
 def expand(name: str) -> list[str]:
-    """`all` -> every question in order; a single name -> [name]."""
+    """`all` -> every question in order; `a,b` -> [a, b] (run together); a single name -> [name]."""
     if name == "all":
         return list(QUESTIONS)
-    if name not in NAMES:
-        raise UserError(f"--experiment {name!r}: unknown; choose one of {', '.join(NAMES)} or all (search_spaces/)")
-    return [name]
+    names = list(dict.fromkeys(n.strip() for n in name.split(",")))
+    for n in names:
+        if n not in NAMES:
+            raise UserError(f"--experiment {n!r}: unknown; choose one of {', '.join(NAMES)} or all, or several "
+                            f"joined by commas (search_spaces/)")
+    return names
 
 
 def load(name: str) -> ModuleType:

@@ -7,11 +7,15 @@
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m study.run --experiment all \
         --address auto --data s3://BUCKET/chest_xray --storage s3://BUCKET/study --gpus-per-trial 0.25
 
-prints Ray's trial table while running, then one line per experiment: trials (errored and
-diverged counted apart), epochs run against the budget, the best score and its configuration, and
-where the results are (STORAGE/EXPERIMENT/: one folder per trial with result.json, progress.csv and
-a checkpoint, study.json describing the experiment for `python -m analysis.report`, and
-skipped_files.json listing the images left out), then one line per errored or diverged trial.
+Several experiments (all, or names joined by commas) on the same data run at once from one queue
+of trials (run_together); on a CPU that changes little, on a shared GPU it fills the gaps between
+experiments and their tails. The study prints Ray's trial table while one experiment runs (one
+line per finished trial when several run at once, or off a terminal), then one line per
+experiment: trials (errored and diverged counted apart), epochs run against the budget, the best
+score and its configuration, and where the results are (STORAGE/EXPERIMENT/: one folder per
+trial with result.json, progress.csv and a checkpoint, study.json describing the experiment for
+`python -m analysis.report`, and skipped_files.json listing the images left out), then one line
+per errored or diverged trial.
 
 Exit status: 0 when every trial finished (ran its budget, or was stopped by ASHA, by early
 stopping, or by diverging), 1 when any trial errored, 2 for a usage or data mistake: one
@@ -27,12 +31,18 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python study/run.py` and `ray submit ... study/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":
+    # main() starts or joins Ray itself. Once it shuts Ray down (Ctrl-C while experiments run in threads),
+    # a thread's next Ray call must fail, not start a new local Ray nobody stops (Ray reads these at import).
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_INIT", "1")
 
 import ray  # noqa: E402
 from pyarrow import fs as pafs  # noqa: E402
@@ -54,7 +64,8 @@ IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = checks.Parser(prog="python -m study.run", description=__doc__.split("\n")[0])
-    ap.add_argument("--experiment", default="quick", help=f"one of {', '.join(search_spaces.NAMES)}, or all")
+    ap.add_argument("--experiment", default="quick", help=f"one of {', '.join(search_spaces.NAMES)}, several joined by commas, "
+                    "or all (experiments on the same data run at once)")
     ap.add_argument("--data", default=None, help="data set: a folder, or an s3:// prefix copied once to the node's "
                     "cache (default: the bundled sample; required with --address and in a Ray Job)")
     ap.add_argument("--storage", default="results", help="results root: local dir, NFS path or s3://bucket/prefix")
@@ -70,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--gpus-per-trial", type=checks.nonnegative_float, default=None,
                     help="GPUs per trial, fractions pack trials on one GPU (default: 1 if the cluster has GPUs, else 0)")
     ap.add_argument("--max-concurrent", type=checks.nonnegative_int, default=0,
-                    help="cap on trials at once (0: as resources allow)")
+                    help="cap on trials at once per experiment (0: as resources allow)")
     ap.add_argument("--max-failures", type=checks.nonnegative_int, default=2,
                     help="restarts of a crashed trial from its checkpoint (divergence and user errors are not retried)")
     ap.add_argument("--address", default=None, help="Ray address; omit to start Ray here, 'auto' to join a cluster")
@@ -192,13 +203,8 @@ def study_record(args: argparse.Namespace, names: list[str]) -> dict:
     return rec
 
 
-def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study: dict,
-                   plan: tuple[TrainConfig, dict, object] | None = None) -> tuple[dict, list[dict]]:
-    """Run (or resume) one experiment; -> (its study.json, study.select rows of its trials)."""
-    base, param_space, space = plan or experiment_plan(name, args)
-    data = data_cache[base.data_key()]
-    root = storage_uri(args.storage)
-    path = target(name, args)
+def trial_resources(args: argparse.Namespace) -> dict:
+    """Ray resources of one trial (Ray is up): --gpus-per-trial, else 1 GPU where the cluster has GPUs."""
     gpus = args.gpus_per_trial
     if gpus is None:
         has_gpu = bool(ray.cluster_resources().get("GPU"))
@@ -206,20 +212,33 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
             raise UserError("--address given but the cluster has no GPU yet: pass --gpus-per-trial (1, or 0.25 to pack "
                             "4 trials per GPU) so the autoscaler starts GPU workers, or --gpus-per-trial 0 for CPU only")
         gpus = 1.0 if has_gpu else 0.0
-    resources = {"cpu": args.cpus_per_trial, "gpu": gpus}
+    return {"cpu": args.cpus_per_trial, "gpu": gpus}
+
+
+def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study: dict,
+                   plan: tuple[TrainConfig, dict, object], resources: dict, shared: dict,
+                   together: bool = False) -> tuple[dict, list[dict]]:
+    """Run (or resume) one experiment; -> (its study.json, study.select rows of its trials).
+    `shared`: the study's trainables (study.tuner._trainable); `together`: other experiments run at
+    the same time, so Ray's trial table (one per experiment, interleaved) gives way to one line per trial."""
+    base, param_space, space = plan
+    data = data_cache[base.data_key()]
+    root = storage_uri(args.storage)
+    path = target(name, args)
     callbacks = wandb_callbacks(args.wandb_project, study["study_id"], name)
-    if not sys.stdout.isatty():  # a log file, a Ray Job, CI: one line per finished trial (Ray's table is for terminals)
+    if together or not sys.stdout.isatty():  # a log file, a Ray Job, CI: one line per finished trial
         callbacks.append(TrialProgress(name, base.epochs))
     if args.resume and can_restore(path):
         print(f"{name}: resuming from {path} (finished trials are kept, not run again)", flush=True)
-        tuner = restore_tuner(path, data, resources)  # Ray keeps the callbacks the experiment started with
+        tuner = restore_tuner(path, data, resources, shared=shared)  # Ray keeps the callbacks the experiment started with
     else:
         if _exists(path):
             _remove(path)  # --overwrite, or a confirmation stage of another selection (target() refused it otherwise)
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
                             callbacks=callbacks, max_failures=args.max_failures,
-                            max_concurrent=args.max_concurrent, search_alg=make_searcher(space))
+                            max_concurrent=args.max_concurrent, search_alg=make_searcher(space), shared=shared,
+                            verbose=0 if together else 1)
     _write(f"{path}/{SKIPPED_FILE}", json.dumps(data.skipped, indent=1))
     if data.skipped:
         print(skipped_note(len(data.skipped), f"{path}/{SKIPPED_FILE}"), flush=True)
@@ -240,6 +259,48 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
     meta["wall_seconds"] = round(time.time() - t0, 1)
     _write(f"{path}/{STUDY_FILE}", json.dumps(meta, indent=1, default=str))
     return meta, trial_rows(name, results)
+
+
+def run_together(names: list[str], args: argparse.Namespace, data_cache: dict, study: dict, plans: dict,
+                 resources: dict, shared: dict) -> list[tuple[dict, list[dict]]]:
+    """One queue for the study: the experiments on one data set all run at once, each its own Tuner (its
+    folder, searcher, ASHA rungs, W&B job type and --resume) in a thread of this driver, so a slot
+    freed in one experiment (its tail, an ASHA stop) goes to another's next trial and nothing waits
+    between experiments. Experiments on other data (another resolution) run as the next group.
+    Ctrl-C ends the study at once; --resume continues from the experiments' last saved state.
+    -> run_experiment's outcome per experiment, in `names` order."""
+    groups: dict = {}
+    for n in names:
+        groups.setdefault(plans[n][0].data_key(), []).append(n)
+    done: dict = {}
+    for group in groups.values():
+        outcome: dict = {}
+
+        def work(n: str, together: bool) -> None:
+            try:
+                outcome[n] = (run_experiment(n, args, data_cache, study, plans[n], resources, shared, together), None)
+            except Exception as e:  # raised in the driver's thread below, after the other experiments ended
+                outcome[n] = (None, e)
+
+        if len(group) == 1:
+            work(group[0], False)
+        else:
+            print(f"running {len(group)} experiments at once: {', '.join(group)}", flush=True)
+            threads = [threading.Thread(target=work, args=(n, True), name=n, daemon=True) for n in group]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    t.join()
+            except KeyboardInterrupt:
+                print("interrupted: pass --resume to continue from the last saved state", file=sys.stderr, flush=True)
+                raise SystemExit(130) from None
+        for n in group:
+            result, error = outcome[n]
+            if error is not None:
+                raise error
+            done[n] = result
+    return [done[n] for n in names]
 
 
 def replace_stale_confirmation(name: str, config: dict, args: argparse.Namespace) -> argparse.Namespace:
@@ -297,13 +358,15 @@ def main(argv: list[str] | None = None) -> int:
             started = True
         study = study_record(args, names)
         print(f"study {study['study_id']} in {storage_uri(args.storage)}", flush=True)
-        done = [run_experiment(name, args, data_cache, study, plans[name]) for name in names]
+        resources, shared = trial_resources(args), {}
+        done = run_together(names, args, data_cache, study, plans, resources, shared)
         metas, rows = [m for m, _ in done], [r for _, rs in done for r in rs]
         for name, config, space in confirm_plans(rows, seeds) if seeds else []:
             # the last stage: the selected configurations with fresh seeds, where the trials ran (study/confirm.py)
             study = study_record(args, [name])
             confirm_args = replace_stale_confirmation(name, config, args)
-            metas.append(run_experiment(name, confirm_args, data_cache, study, confirmation_plan(config, space))[0])
+            metas.append(run_experiment(name, confirm_args, data_cache, study, confirmation_plan(config, space),
+                                        resources, shared)[0])
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

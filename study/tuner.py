@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,9 +77,25 @@ def wandb_callbacks(project: str | None, study_id: str, experiment: str) -> list
     return [WandbWithStatus(project=project, group=study_id, job_type=experiment, log_config=True)]
 
 
-def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None):
-    fn = tune.with_parameters(trainable or train_trial, data=data)  # data into the object store once
-    return tune.with_resources(fn, resources)
+_REGISTER = threading.Lock()
+
+
+def _trainable(data: TrainData, resources: dict, trainable: Callable | None = None, shared: dict | None = None):
+    """The Ray trainable: the data into the object store once. With `shared` (one dict per study, for
+    experiments that run at once in threads, study.run.run_together) it is registered here, once per
+    data set, and its name is what the Tuners get: Tune's registry keeps one trainable per name and
+    is not thread-safe, and a Tuner given a name registers nothing."""
+    made = lambda: tune.with_resources(tune.with_parameters(trainable or train_trial, data=data), resources)  # noqa: E731
+    if shared is None:
+        return made()
+    key = (id(data), tuple(sorted(resources.items())), trainable or train_trial)  # `shared`'s owner keeps data alive
+    with _REGISTER:
+        if key not in shared:
+            fn = made()
+            shared.clear()  # the name now means this data set; an earlier one is registered again when asked for
+            tune.register_trainable(fn.__name__, fn)
+            shared[key] = fn.__name__
+        return shared[key]
 
 
 def storage_uri(storage: str) -> str:
@@ -89,10 +106,12 @@ def storage_uri(storage: str) -> str:
 def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0,
-                search_alg: Searcher | BasicVariantGenerator | None = None, reuse_actors: bool = True) -> tune.Tuner:
+                search_alg: Searcher | BasicVariantGenerator | None = None, reuse_actors: bool = True,
+                shared: dict | None = None, verbose: int = 1) -> tune.Tuner:
     """reuse_actors: a finished or stopped trial's worker process trains the experiment's next trial (same
     resources), so the next trial pays no process start, imports or CUDA context, and finds its data
-    already on the GPU (study.train.on_device); fit seeds everything per trial, so it computes the same."""
+    already on the GPU (study.train.on_device); fit seeds everything per trial, so it computes the same.
+    shared: see _trainable (experiments running at once). verbose: Ray's trial table (1) or nothing (0)."""
     scheduler = build_scheduler(asha, max_epochs)
     keep_scheduler = [SchedulerState(scheduler)] if scheduler else []  # first: callback states are saved by position
     search_alg = search_alg or BasicVariantGenerator(random_state=SEARCH_SEED)
@@ -100,24 +119,27 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
         if max_concurrent and max_concurrent < search_alg.max_concurrent:
             search_alg.max_concurrent = max_concurrent
         max_concurrent = 0
+    elif isinstance(search_alg, BasicVariantGenerator):  # Tune ignores max_concurrent_trials for a generator passed in
+        search_alg.max_concurrent, max_concurrent = max_concurrent, 0
     return tune.Tuner(
-        _trainable(data, resources, trainable),
+        _trainable(data, resources, trainable, shared),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler, num_samples=num_samples,
             search_alg=search_alg, max_concurrent_trials=max_concurrent or None, reuse_actors=reuse_actors),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=1,
+            name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),  # the latest holds the best weights too
     )
 
 
-def restore_tuner(path: str, data: TrainData, resources: dict, trainable: Callable | None = None) -> tune.Tuner:
+def restore_tuner(path: str, data: TrainData, resources: dict, trainable: Callable | None = None,
+                  shared: dict | None = None) -> tune.Tuner:
     """Continue an interrupted experiment: finished trials are kept as they are, unfinished ones
     continue from their last checkpoint, errored ones restart from theirs; ASHA's rungs are those
     of the last experiment checkpoint (SchedulerState)."""
-    return tune.Tuner.restore(path, trainable=_trainable(data, resources, trainable),
+    return tune.Tuner.restore(path, trainable=_trainable(data, resources, trainable, shared),
                               resume_unfinished=True, resume_errored=True)
 
 

@@ -116,7 +116,9 @@ def test_tpe_search_resumes_its_history(tmp_path):
     afresh would propose its points_to_evaluate again: the default recipe, a duplicate of trial 1."""
     from study.config import TrainConfig
     storage = tmp_path / "results"
-    args = ["--experiment", "tune_recipe", "--resolution", "32", "--max-epochs", "1", "--num-samples", "5",
+    # 10 trials of 2 epochs: a reused worker starts the next trial at once, so fewer or shorter ones
+    # could all finish between the poll that sees two and the kill
+    args = ["--experiment", "tune_recipe", "--resolution", "32", "--max-epochs", "2", "--num-samples", "10",
             "--max-concurrent", "1", "--set", "dense_units=16", "--storage", str(storage)]
     proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -130,15 +132,16 @@ def test_tpe_search_resumes_its_history(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = len(finished())
-    assert 2 <= before < 5, f"{before} trials finished before the kill"
+    assert 2 <= before < 10, f"{before} trials finished before the kill"
     out = subprocess.run([sys.executable, "-m", "study.run", *args, "--resume"], cwd=REPO, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     keys = ("augment_strength", "lr", "weight_decay")
-    params = [json.loads((d / "params.json").read_text()) for d in sorted(exp.glob("train_trial_*"))]
+    params = [json.loads((d / "params.json").read_text()) for d in sorted(exp.glob("train_trial_*"))
+              if (d / "params.json").is_file()]  # the kill may leave a started trial's folder empty
     points = [tuple(round(p[k], 12) for k in keys) for p in params]
-    assert len(points) == 5, points
+    assert len(points) == 10, points
     d = TrainConfig()
     start = (d.augment_strength, d.lr, max(d.weight_decay, 1e-6))
     assert points.count(tuple(round(v, 12) for v in start)) == 1, "the resumed searcher started afresh"
-    assert len(set(points)) == 5, points
+    assert len(set(points)) == 10, points

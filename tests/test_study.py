@@ -92,9 +92,9 @@ def test_asha_stops_weak_trials(local_ray, tmp_path):
 
 
 def test_a_reused_worker_trains_each_trial_as_a_fresh_one_does(local_ray, tmp_path):
-    """reuse_actors: a worker process trains another trial after its first (Ray may start a second
-    worker ahead for a pending trial, so fewer processes than trials, not one), and every trial's
-    per-epoch numbers are identical to those of the same trial in a fresh worker."""
+    """reuse_actors: one worker process trains the three trials one after another (two slots are free:
+    one process also shows --max-concurrent 1 holds for a grid space), and every trial's per-epoch
+    numbers are identical to those of the same trial in a fresh worker."""
     cfg = tiny(epochs=2, augment="light", dropout=0.3)  # augmentation and dropout draw random numbers
     data = prepare(None, cfg, progress=False)
     space = {**cfg.to_dict(), "seed": tune.grid_search([0, 1, 2])}
@@ -105,7 +105,7 @@ def test_a_reused_worker_trains_each_trial_as_a_fresh_one_does(local_ray, tmp_pa
         assert not results.errors
         runs[reuse] = {r.config["seed"]: result_lines(Path(r.path)) for r in results}
     pids = lambda run: {line["pid"] for lines in run.values() for line in lines}  # noqa: E731
-    assert len(pids(runs[True])) < 3 and len(pids(runs[False])) == 3
+    assert len(pids(runs[True])) == 1 and len(pids(runs[False])) == 3
     keys = (EPOCH, TRAIN_LOSS, METRIC, VAL_LOSS, VAL_AUC)
     for seed, lines in runs[True].items():
         assert [[line[k] for k in keys] for line in lines] == [[line[k] for k in keys] for line in runs[False][seed]]
@@ -186,6 +186,39 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         assert max(l["training_iteration"] for l in lines) <= 4
     meta = json.loads((exp / "study.json").read_text())
     assert meta["summary"]["trials"] == 8 and meta["summary"]["errors"] == 0
+
+
+def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
+    """Two experiments on one data set run from one queue: with one trial at a time each
+    (--max-concurrent 1) and two slots, their epochs interleave in time (run one after the other,
+    every quick result would precede every baseline result). Ctrl-C ends the study at once with
+    exit 130 and no Ray process left; --resume finishes both."""
+    storage = tmp_path / "results"
+    args = ["--experiment", "quick,baseline", "--resolution", "32", "--max-epochs", "4", "--set", "dense_units=16",
+            "--max-concurrent", "1", "--storage", str(storage)]
+    token = f"together-{os.getpid()}-{time.time_ns()}"
+    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PNEUMONIA_TEST_RUN": token})
+    lines = lambda e: [l for d in trial_dirs(storage / e) for l in result_lines(d)] if (storage / e).exists() else []  # noqa: E731
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not (len(lines("quick")) >= 3 and len(lines("baseline")) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert "interrupted: pass --resume" in proc.stderr.read()
+    q, b = [line["timestamp"] for line in lines("quick")], [line["timestamp"] for line in lines("baseline")]
+    assert min(q) < max(b) and min(b) < max(q), f"not interleaved: quick {sorted(q)}, baseline {sorted(b)}"
+    while ray_processes(token, "PNEUMONIA_TEST_RUN") and time.time() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes(token, "PNEUMONIA_TEST_RUN"), "Ctrl-C left Ray processes behind"
+
+    out = _run_cli([*args, "--resume"], timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "running 2 experiments at once: quick, baseline" in out.stdout
+    for name, trials in (("quick", 8), ("baseline", 5)):
+        summary = json.loads((storage / name / "study.json").read_text())["summary"]
+        assert summary["trials"] == len(trial_dirs(storage / name)) == trials and summary["errors"] == 0, name
+        assert out.stdout.count(f"[{name}] trial ") >= 1  # one line per finished trial, named by experiment
 
 
 # ---- the CLI, W&B ------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ ROWS = [
     (["--cpus-per-trial", "0"], ["--cpus-per-trial"]),
     (["--set", "lr=0.5"], ["lr is searched by quick; drop --set lr or pick a question that does not search it"]),
     (["--experiment", "all", "--set", "optimizer=sgd"], ["optimizer is searched by"]),
+    (["--experiment", "quick,nope"], ["--experiment 'nope': unknown", "joined by commas"]),
+    (["--experiment", "baseline,quick", "--set", "lr=0.5"], ["lr is searched by quick"]),
     (["--set", "momentum=0"], ["search_spaces/quick.py", "momentum > 0"]),
     (["--set", "weight_decay=-1"], ["weight_decay", ">= 0"]),
     (["--resolution", "8"], ["resolution", ">= 16"]),

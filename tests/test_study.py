@@ -29,7 +29,10 @@ def result_lines(trial_dir: Path) -> list[dict]:
 
 
 def trial_dirs(exp: Path) -> list[Path]:
-    return sorted(p for p in exp.iterdir() if p.is_dir() and p.name.startswith("train_trial"))
+    """Trial folders with a params.json (a killed driver can leave the folder of a trial it was starting
+    empty; on --resume Tune makes that trial again in a new folder)."""
+    return sorted(p for p in exp.iterdir() if p.is_dir() and p.name.startswith("train_trial")
+                  and (p / "params.json").is_file())
 
 
 @pytest.fixture
@@ -190,30 +193,31 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
 
 def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
     """Two experiments on one data set run from one queue: with one trial at a time each
-    (--max-concurrent 1) and two slots, their epochs interleave in time (run one after the other,
-    every quick result would precede every baseline result). Ctrl-C ends the study at once with
-    exit 130 and no Ray process left; --resume finishes both."""
-    storage = tmp_path / "results"
+    (--max-concurrent 1) and two slots, baseline (second in the list) trains while quick is still
+    running; one after the other, baseline would start only once quick had finished. Ctrl-C ends
+    the study at once with exit 130 and no Ray process left; --resume finishes both."""
+    storage, log = tmp_path / "results", tmp_path / "stderr.txt"
     args = ["--experiment", "quick,baseline", "--resolution", "32", "--max-epochs", "4", "--set", "dense_units=16",
             "--max-concurrent", "1", "--storage", str(storage)]
     token = f"together-{os.getpid()}-{time.time_ns()}"
-    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PNEUMONIA_TEST_RUN": token})
+    with open(log, "w") as err:  # a file, not a pipe: Ray's log lines would fill a pipe nobody reads yet
+        proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PNEUMONIA_TEST_RUN": token})
     lines = lambda e: [l for d in trial_dirs(storage / e) for l in result_lines(d)] if (storage / e).exists() else []  # noqa: E731
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and not (len(lines("quick")) >= 3 and len(lines("baseline")) >= 3):
-        time.sleep(0.5)
+    while time.time() < deadline and proc.poll() is None and not (len(lines("quick")) >= 2 and len(lines("baseline")) >= 2):
+        time.sleep(0.2)
+    quick_finished = (storage / "quick" / "study.json").exists()  # written when an experiment ends
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
-    assert "interrupted: pass --resume" in proc.stderr.read()
-    q, b = [line["timestamp"] for line in lines("quick")], [line["timestamp"] for line in lines("baseline")]
-    assert min(q) < max(b) and min(b) < max(q), f"not interleaved: quick {sorted(q)}, baseline {sorted(b)}"
+    assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
+    assert "interrupted: pass --resume" in log.read_text()
+    assert lines("baseline") and not quick_finished, "baseline did not train while quick ran"
     while ray_processes(token, "PNEUMONIA_TEST_RUN") and time.time() < deadline:
         time.sleep(0.5)
     assert not ray_processes(token, "PNEUMONIA_TEST_RUN"), "Ctrl-C left Ray processes behind"
 
     out = _run_cli([*args, "--resume"], timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "running 2 experiments at once: quick, baseline" in out.stdout
     for name, trials in (("quick", 8), ("baseline", 5)):
         summary = json.loads((storage / name / "study.json").read_text())["summary"]

@@ -85,17 +85,16 @@ def _trainable(data: TrainData, resources: dict, trainable: Callable | None = No
     experiments that run at once in threads, study.run.run_together) it is registered here, once per
     data set, and its name is what the Tuners get: Tune's registry keeps one trainable per name and
     is not thread-safe, and a Tuner given a name registers nothing."""
-    made = lambda: tune.with_resources(tune.with_parameters(trainable or train_trial, data=data), resources)  # noqa: E731
+    fn = trainable or train_trial
     if shared is None:
-        return made()
-    key = (id(data), tuple(sorted(resources.items())), trainable or train_trial)  # `shared`'s owner keeps data alive
+        return tune.with_resources(tune.with_parameters(fn, data=data), resources)
+    key = (id(data), tuple(sorted(resources.items())), fn)  # `shared`'s owner keeps `data` alive
     with _REGISTER:
         if key not in shared:
-            fn = made()
             shared.clear()  # the name now means this data set; an earlier one is registered again when asked for
-            tune.register_trainable(fn.__name__, fn)
-            shared[key] = fn.__name__
-        return shared[key]
+            shared[key] = _trainable(data, resources, fn)
+            tune.register_trainable(shared[key].__name__, shared[key])
+        return shared[key].__name__
 
 
 def storage_uri(storage: str) -> str:

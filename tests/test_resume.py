@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from helpers.asha_driver import SCORES  # the driver's trials, one score each
 
 pytestmark = pytest.mark.slow
 DRIVER = [sys.executable, str(REPO / "tests" / "helpers" / "asha_driver.py")]
-SCORES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]  # the driver's trials, one score each
 
 
 def newest(pattern: str) -> str | None:

@@ -34,7 +34,7 @@ from study.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_
 from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
                           STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
                           VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
-                          UserError, trial_status)
+                          UserError, trial_budget, trial_status)
 from study.divergence import WHY
 
 RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
@@ -163,7 +163,7 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
     epochs.insert(0, "trial_id", trial_id)
     epochs.insert(0, "experiment", exp)
 
-    budget = int(config.get("epochs") or meta.get("max_epochs") or 0)
+    budget = trial_budget(config, int(meta.get("max_epochs") or 0))
     last = records[-1] if records else {}
     run = int(epochs[EPOCH].max()) if len(epochs) else 0
     early = bool(last.get(EARLY_STOPPED, False))

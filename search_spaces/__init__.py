@@ -23,7 +23,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Integer, Quantize
 from study.config import DATA_FIELDS, TrainConfig, UserError
 
 QUESTIONS = ("generalization", "baseline", "add_one_layer", "add_two_layers", "depth_kernels", "optimizers",
-             "dropout", "early_stopping", "three_class", "tune_recipe")
+             "dropout", "early_stopping", "three_class", "tune_recipe", "capacity")
 NAMES = QUESTIONS + ("quick",)
 REQUIRED = ("QUESTION", "FIXED", "SPACE", "NUM_SAMPLES", "MAX_EPOCHS", "ASHA")
 

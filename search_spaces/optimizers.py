@@ -7,12 +7,13 @@ stops the diverging and crawling ones early, which is where it saves most.
 Epochs: without a schedule, a run of E epochs is exactly the first E epochs of a longer run
 with the same seed (training is deterministic), so the effect of the epoch budget is read off
 each trial's curve at E = 5, 10, 20 (best METRIC within the first E epochs)
-rather than paid for three times.
+rather than paid for three times. That holds only without a learning-rate schedule, so this question
+keeps the seed's (lr_schedule=none) whatever TrainConfig's default is.
 """
 from ray import tune
 
 QUESTION = "Q3.2: which optimizer and learning rate, and how the number of epochs matters"
-FIXED = {}
+FIXED = {"lr_schedule": "none"}  # the seed's question, asked without a schedule (see above)
 SPACE = {
     "optimizer": tune.grid_search(["sgd", "sgd_momentum", "nesterov", "adam", "rmsprop"]),
     "lr": tune.grid_search([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]),

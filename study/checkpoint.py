@@ -13,6 +13,7 @@ dict carries everything inference and resume need:
   model           the kept epoch's weights (the best METRIC so far): what inference loads
   last_model      the last epoch's weights       } resume only; absent from a
   optimizer       the optimizer's state_dict     } shipped (inference-only) model
+  scheduler       the lr schedule's state_dict, None without one (resume only)
   epoch, best_epoch, best_metric, bad_epochs     where training stands; early-stopping patience
   precision       what cfg.precision resolved to on the training device ("fp32" / "bf16")
   records         one metrics dict per epoch
@@ -95,7 +96,8 @@ def load(path: str | Path) -> dict:
 _LEGACY_FIELDS = {"class_weight": ("class_balance", {"none": "none", "balanced": "weights"})}
 # ... and fields added since, with the value that reproduces what a checkpoint without them trained
 # (not today's default: the default recipe changed when they came).
-_ADDED_FIELDS = {"norm": "none", "augment_strength": 1.0, "class_balance": "none"}
+_ADDED_FIELDS = {"norm": "none", "augment_strength": 1.0, "class_balance": "none", "lr_schedule": "none",
+                 "label_smoothing": 0.0}
 
 
 def upgrade_config(config: dict) -> dict:

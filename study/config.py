@@ -68,6 +68,11 @@ ERROR_MESSAGE = "error_message"
 DONE_STATUSES = (FINISHED, STOPPED_BY_ASHA, EARLY_STOPPED, DIVERGED)  # a study exits 0 when every trial ends in one
 
 
+def trial_budget(config: Mapping[str, Any], default: int) -> int:
+    """A trial's epoch budget: its own config's `epochs` (a space may search it), else `default`."""
+    return int(config.get("epochs") or default)
+
+
 def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool) -> str:
     """One trial's outcome in a study, from its last record: ERRORED (it crashed, or reported ERRORED),
     DIVERGED, EARLY_STOPPED, FINISHED (ran its epoch budget) or STOPPED_BY_ASHA (fewer epochs under
@@ -101,10 +106,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_BALANCES = ("none", "weights", "sampler")
 NORMS = ("none", "batch")
 VAL_SOURCES = ("split", "official")
+LR_SCHEDULES = ("none", "cosine", "onecycle")
 
 # The seed notebook's training recipe: no augmentation, no class balancing, no normalisation. The
 # Q1 baseline keeps it as the control; TrainConfig's defaults carry the generalization winner.
-SEED_RECIPE = {"augment": "none", "augment_strength": 1.0, "class_balance": "none", "norm": "none"}
+SEED_RECIPE = {"augment": "none", "augment_strength": 1.0, "class_balance": "none", "norm": "none", "lr_schedule": "none",
+               "label_smoothing": 0.0}
 
 # Fields that decide which images a run sees; a study prepares its data once, so these are
 # fixed per experiment and may not be searched.
@@ -156,6 +163,11 @@ class TrainConfig:
     lr: Annotated[float, Field(gt=0)] = 1e-3  # learning rate (finite, like every float here)
     momentum: Fraction = 0.9         # used by sgd_momentum and nesterov only (> 0 there: CROSS_RULES)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0  # L2, per optimizer step
+    lr_schedule: Literal[LR_SCHEDULES] = "none"  # per step: "none" (the seed: lr throughout); "cosine": linear warm-up
+                                     # over warmup_epochs, then cosine from lr to 0 at the last step; "onecycle":
+                                     # torch's OneCycleLR peaking at lr (30 % rising, then cosine down; Adam's beta1 cycles)
+    warmup_epochs: Annotated[float, Field(ge=0, le=100)] = 1.0  # epochs of linear warm-up (cosine only): lr/N .. lr over N steps
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # epsilon: targets (1 - eps) * onehot + eps / classes
     batch_size: Count = 32           # images per step
     epochs: Count = 12               # full passes over train
     class_balance: Literal[CLASS_BALANCES] = "weights"  # "weights": inverse-frequency loss weights; "sampler": draw len(train)
@@ -224,6 +236,8 @@ CROSS_RULES: tuple[tuple[tuple[str, ...], str, Callable[[TrainConfig], bool]], .
      lambda c: len(c.filters) == len(c.kernel_sizes)),
     (("optimizer", "momentum"), "optimizers nesterov and sgd_momentum need momentum > 0 (with 0 they are "
      "plain sgd: use optimizer=sgd)", lambda c: c.optimizer not in ("nesterov", "sgd_momentum") or c.momentum > 0),
+    (("lr_schedule", "warmup_epochs", "epochs"), "lr_schedule=cosine needs warmup_epochs < epochs (the warm-up must "
+     "leave steps to anneal)", lambda c: c.lr_schedule != "cosine" or c.warmup_epochs < c.epochs),
 )
 
 

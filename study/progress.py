@@ -5,8 +5,7 @@ printed rarely, so `study.run` adds this callback when stdout is not a terminal.
 
     [generalization] trial 3f2a1_00007 finished (12 epochs, val_shift_bacc 0.8613) 8/48 done, 6m12s elapsed, ETA 31m
 
-status: finished / stopped by ASHA (fewer epochs than its budget) / early-stopped / diverged /
-errored. The ETA assumes the remaining trials take as long as the finished ones did on average.
+status: study.config.trial_status's (finished / stopped by ASHA / early-stopped / diverged / errored). The ETA assumes the remaining trials take as long as the finished ones did on average.
 """
 from __future__ import annotations
 
@@ -15,7 +14,9 @@ import time
 
 from ray.tune import Callback
 
-from study.config import BEST_METRIC, DIVERGED, EARLY_STOPPED, ERRORED, METRIC, STATUS
+from study.config import BEST_METRIC, EARLY_STOPPED, ERRORED, METRIC, STOPPED_BY_ASHA, trial_budget, trial_status
+
+WORDS = {STOPPED_BY_ASHA: "stopped by ASHA", EARLY_STOPPED: "early-stopped"}  # statuses as the line says them
 
 
 def _clock(seconds: float) -> str:
@@ -24,8 +25,8 @@ def _clock(seconds: float) -> str:
 
 
 class TrialProgress(Callback):
-    def __init__(self, experiment: str, budget_epochs: int):
-        self.experiment, self.budget = experiment, budget_epochs  # pickled into tuner.pkl: no stream kept here
+    def __init__(self, experiment: str, budget_epochs: int, asha: bool):
+        self.experiment, self.budget, self.asha = experiment, budget_epochs, asha  # pickled into tuner.pkl: no stream kept
         self.total, self.done, self.t0 = 0, 0, time.monotonic()
 
     def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
@@ -45,16 +46,11 @@ class TrialProgress(Callback):
               f"{self.done}{total} done, {_clock(elapsed)} elapsed{eta}", file=sys.stdout, flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        r = trial.last_result or {}
-        if r.get(STATUS) in (DIVERGED, ERRORED):
-            status = r[STATUS]
-        elif r.get(EARLY_STOPPED):
-            status = "early-stopped"
-        elif int(r.get("training_iteration", 0)) < self.budget:
-            status = "stopped by ASHA"
-        else:
-            status = "finished"
-        self._line(trial, status)
+        """The status by study.config.trial_status, the one rule (the trial's own epoch budget; ASHA only
+        where the experiment has it)."""
+        last = trial.last_result or {}
+        status = trial_status(last, trial_budget(trial.config or {}, self.budget), False, self.asha)
+        self._line(trial, WORDS.get(status, status))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, "errored")
+        self._line(trial, ERRORED)

@@ -45,13 +45,14 @@ if __name__ == "__main__":
     os.environ.setdefault("TUNE_DISABLE_AUTO_INIT", "1")
 
 import ray  # noqa: E402
+import ray.tune  # noqa: E402
 from pyarrow import fs as pafs  # noqa: E402
 
 import search_spaces  # noqa: E402
 from study import checks  # noqa: E402
 from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED,  # noqa: E402
                           CONFIRM_PREFIX, METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
-                          parse_pairs, trial_status)
+                          parse_pairs, trial_budget, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
 from study.divergence import WHY  # noqa: E402
 from study.confirm import plans as confirm_plans, trial_rows  # noqa: E402
@@ -127,14 +128,23 @@ def experiment_plan(name: str, args: argparse.Namespace) -> tuple[TrainConfig, d
     if searched:
         k = searched[0]
         raise UserError(f"{k} is searched by {name}; drop --set {k} or pick a question that does not search it")
-    fixed = {**space.FIXED, "epochs": args.max_epochs or space.MAX_EPOCHS}
+    searched = dict(space.SPACE)
+    if "epochs" in searched:  # each trial's own budget; --max-epochs scales the grid so that its longest is N
+        grid = search_spaces.candidates("epochs", searched["epochs"])
+        if args.max_epochs:
+            grid = sorted({max(1, round(e * args.max_epochs / max(grid))) for e in grid})
+            searched["epochs"] = ray.tune.grid_search(grid)
+        epochs = max(grid)  # ASHA's max_t and the base config's
+    else:
+        epochs = args.max_epochs or space.MAX_EPOCHS
+    fixed = {**space.FIXED, "epochs": epochs}
     if args.resolution is not None:
         fixed["resolution"] = args.resolution
     if args.max_train_images is not None:
         fixed["max_train_images"] = args.max_train_images
     base = TrainConfig.from_strings(args.set, TrainConfig.from_overrides(fixed))
-    search_spaces.check_space(name, space.SPACE, base)  # with the flags and --set: every trial's config is valid
-    return base, {**base.to_dict(), **space.SPACE}, space
+    search_spaces.check_space(name, searched, base)  # with the flags and --set: every trial's config is valid
+    return base, {**base.to_dict(), **searched}, space
 
 
 def last_line(error) -> str:
@@ -148,19 +158,20 @@ def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
     trials = []
     for r in results:
         last = r.metrics or {}
-        status = trial_status(last, base.epochs, r.error is not None, bool(space.ASHA))
+        budget = trial_budget(r.config or {}, base.epochs)
+        status = trial_status(last, budget, r.error is not None, bool(space.ASHA))
         why = None
         if r.error is not None:
             why = last_line(r.error)
         elif status == DIVERGED:
             why = f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}"
         elif status == ERRORED:
-            why = last.get(ERROR_MESSAGE) or f"stopped after {last.get(EPOCH, 0)} of {base.epochs} epochs"
-        trials.append({"trial": Path(r.path).name, "status": status, "epochs": int(last.get(EPOCH) or 0),
+            why = last.get(ERROR_MESSAGE) or f"stopped after {last.get(EPOCH, 0)} of {budget} epochs"
+        trials.append({"trial": Path(r.path).name, "status": status, "epochs": int(last.get(EPOCH) or 0), "budget": budget,
                        "best": last.get(BEST_METRIC), "config": r.config, "path": r.path, "why": why})
     count = {s: sum(t["status"] == s for t in trials) for s in (*DONE_STATUSES, ERRORED)}
     out = {"trials": len(trials), "errors": count[ERRORED], "diverged": count[DIVERGED],
-           "epochs_run": sum(t["epochs"] for t in trials), "epochs_budget": base.epochs * len(trials),
+           "epochs_run": sum(t["epochs"] for t in trials), "epochs_budget": sum(t["budget"] for t in trials),
            "stopped_by_asha": count[STOPPED_BY_ASHA], "stopped_by_patience": count[EARLY_STOPPED], "statuses": count,
            "errored_trials": [{"trial": t["trial"], "error": t["why"]} for t in trials if t["status"] == ERRORED],
            "diverged_trials": [{"trial": t["trial"], "why": t["why"]} for t in trials if t["status"] == DIVERGED]}
@@ -227,7 +238,7 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
     path = target(name, args)
     callbacks = wandb_callbacks(args.wandb_project, study["study_id"], name)
     if together or not sys.stdout.isatty():  # a log file, a Ray Job, CI: one line per finished trial
-        callbacks.append(TrialProgress(name, base.epochs))
+        callbacks.append(TrialProgress(name, base.epochs, bool(space.ASHA)))
     if args.resume and can_restore(path):
         print(f"{name}: resuming from {path} (finished trials are kept, not run again)", flush=True)
         tuner = restore_tuner(path, data, resources, shared=shared)  # Ray keeps the callbacks the experiment started with

@@ -69,17 +69,56 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, weight_decay=wd)
 
 
+class SmoothedBCE(nn.BCEWithLogitsLoss):
+    """BCE with logits on targets smoothed towards 0.5: y -> y (1 - eps) + eps / 2, the binary form of
+    cross-entropy's label smoothing (eps / classes to every class)."""
+
+    def __init__(self, pos_weight: torch.Tensor | None, eps: float):
+        super().__init__(pos_weight=pos_weight)
+        self.eps = eps
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return super().forward(logits, y * (1.0 - self.eps) + 0.5 * self.eps if self.eps else y)
+
+
 def make_loss(cfg: TrainConfig, labels3: np.ndarray, device: torch.device) -> nn.Module:
-    """BCE (binary) or cross-entropy (3-class); class_balance="weights" weighs classes by inverse frequency."""
+    """BCE (binary) or cross-entropy (3-class); class_balance="weights" weighs classes by inverse frequency;
+    label_smoothing eps spreads eps of every target evenly over the classes."""
     t = targets(labels3, cfg.num_classes)
     counts = np.bincount(t, minlength=cfg.num_classes).astype(np.float64)
     weighted = cfg.class_balance == "weights"
     if cfg.num_classes == 2:
         pos_weight = torch.tensor([counts[0] / max(counts[1], 1)], device=device) if weighted else None
-        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return SmoothedBCE(pos_weight, cfg.label_smoothing)
     weight = torch.tensor(counts.sum() / (3 * np.maximum(counts, 1)), dtype=torch.float32, device=device) \
         if weighted else None
-    return nn.CrossEntropyLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+def steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
+    """Optimizer steps in one epoch: every image once (or n_train sampler draws), batch_size at a time."""
+    return max(1, -(-n_train // cfg.batch_size))
+
+
+def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, n_train: int):
+    """The learning-rate schedule, stepped after every optimizer step (torch.optim.lr_scheduler), or None.
+    cosine: LinearLR from lr/W to lr over the W = warmup_epochs * steps_per_epoch first steps (none when
+    W < 1), then CosineAnnealingLR from lr to 0 at the run's last step; onecycle: OneCycleLR over the run
+    (max_lr = lr; torch's defaults: 30 % rising from lr/25, then cosine to lr/25e4, beta1/momentum cycled)."""
+    total = cfg.epochs * steps_per_epoch(cfg, n_train)
+    sched = torch.optim.lr_scheduler
+    if cfg.lr_schedule == "onecycle":
+        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total)
+    if cfg.lr_schedule != "cosine":
+        return None
+    warm = min(int(round(cfg.warmup_epochs * steps_per_epoch(cfg, n_train))), total - 1)
+    cosine = sched.CosineAnnealingLR(optimizer, T_max=total - warm)
+    if warm < 1:
+        return cosine
+    with warnings.catch_warnings():  # SequentialLR steps its first scheduler once at construction: intended
+        warnings.simplefilter("ignore", UserWarning)
+        linear = sched.LinearLR(optimizer, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm)
+        return sched.SequentialLR(optimizer, [linear, cosine], milestones=[warm])
 
 
 def epoch_order(cfg: TrainConfig, y: np.ndarray, epoch: int) -> torch.Tensor:
@@ -185,9 +224,11 @@ def augment_backend(device: torch.device) -> str:
 
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
-                    images: np.ndarray, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int) -> dict:
+                    images: np.ndarray, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int,
+                    schedule=None) -> dict:
     """One pass over (x, y) in an order fixed by (seed, epoch) (`epoch_order`). `images` is the CPU
-    copy of `x`, read only by the CPU augmentation. Returns train loss and accuracy."""
+    copy of `x`, read only by the CPU augmentation; `schedule` (make_schedule) steps after every
+    optimizer step. Returns train loss and accuracy."""
     model.train()
     device = x.device
     seed = cfg.seed * 100_003 + epoch
@@ -210,6 +251,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn:
                 xb = layout(gpu_aug(xb), cfg)
         yb = y[idx.to(device)]
         loss, logits = train_step(model, optimizer, loss_fn, xb, yb, cfg)
+        if schedule is not None:
+            schedule.step()
         total_loss += loss * len(idx)
         correct += (predicted(logits, cfg.num_classes) == yb).sum()
     return {TRAIN_LOSS: total_loss.item() / len(order), TRAIN_ACCURACY: correct.item() / len(order)}
@@ -268,6 +311,7 @@ class TrainState:
     cfg: TrainConfig
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    schedule: object  # torch.optim.lr_scheduler.LRScheduler, or None (lr_schedule="none")
     epoch: int
     records: list[dict]
     best_state: dict
@@ -279,7 +323,8 @@ class TrainState:
     def checkpoint(self) -> dict:
         """The one checkpoint dict (study/checkpoint.py lists its keys)."""
         return {"config": self.cfg.to_dict(), "model": self.best_state, "last_model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "best_epoch": self.best_epoch,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.schedule.state_dict() if self.schedule is not None else None, "epoch": self.epoch, "best_epoch": self.best_epoch,
                 "best_metric": self.best_metric, "bad_epochs": self.bad_epochs, "precision": self.precision,
                 "records": self.records, "rng": torch.get_rng_state()}
 
@@ -302,17 +347,20 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model.parameters())
+    schedule = make_schedule(cfg, optimizer, len(data.train.labels3))
     loss_fn = make_loss(cfg, data.train.labels3, device)
     x_train, x_val, x_stress = on_device([data.train.images, data.val.images, data.stress.images], device)
     y_train = torch.from_numpy(targets(data.train.labels3, cfg.num_classes)).to(device)
     y_val = torch.from_numpy(targets(data.val.labels3, cfg.num_classes)).to(device)
     stress = (x_stress, torch.from_numpy(targets(data.stress.labels3, cfg.num_classes)).to(device))
 
-    state = TrainState(cfg, model, optimizer, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    state = TrainState(cfg, model, optimizer, schedule, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                        0, float("-inf"), 0, resolve_precision(cfg, device))
     if resume:
         model.load_state_dict(resume["last_model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(resume["scheduler"])
         state.epoch, state.records, state.best_state = resume["epoch"], resume["records"], resume["model"]
         state.best_epoch, state.best_metric, state.bad_epochs = resume["best_epoch"], resume["best_metric"], resume["bad_epochs"]
         if "rng" in resume:
@@ -320,7 +368,8 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch)}
+        rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch,
+                                                  schedule)}
         why = divergence(model, rec[TRAIN_LOSS])
         if why:  # the run ends here; the best weights stay those of a finite epoch
             state.epoch, rec = epoch, diverged_record(epoch, rec, why, state.best_epoch, time.perf_counter() - t0)

@@ -73,16 +73,33 @@ def shipped_markdown(releases: dict[str, dict]) -> str:
                            f"threshold on validation {r['f1_threshold']:.2f}): validation {fig(val)}; stress validation "
                            f"{fig(stress)}.")
         else:
-            figures.append(f"`{name}` (3-class): validation accuracy {val.get('accuracy')}, macro-F1 {val.get('macro_f1')}, "
-                           f"recall {val.get('recall')}; stress validation accuracy {stress.get('accuracy')}, recall "
-                           f"{stress.get('recall')}.")
+            d = r.get("decision") or {}
+            how = (f"two-stage: the binary gate ({d.get('gate')}) decides normal vs pneumonia at {d.get('gate_threshold')}, "
+                   f"the 3-class model bacterial vs viral among the films it calls pneumonia" if d.get("decision") == "two-stage"
+                   else "the 3-class model's argmax")
+            figures.append(f"`{name}` (3-class; decision: {how}): validation accuracy {val.get('accuracy')}, macro-F1 "
+                           f"{val.get('macro_f1')}, recall {val.get('recall')}; stress validation accuracy "
+                           f"{stress.get('accuracy')}, recall {stress.get('recall')}.")
     for heading, text in lines(figures):
         out += [f"## {heading}", "", text, ""]
     out += ["The figures above are on the validation split carved from train (and its stress copy), not on the "
             "official test split, which the team measures separately; expect lower figures on other films.", ""]
     out += ["## How each model was made", ""]
     for name, r in releases.items():
+        members = r.get("members") or [{"source": name, "weight": 1.0, "kept_epoch": r.get("kept_epoch"),
+                                        "epochs_run": r.get("epochs_run")}]
+        tta = (r.get("tta") or {}).get("views") or ["identity"]
         out += [f"### {name}", "", f"- data: {r.get('data')}", f"- trained with: `{r.get('trained_with')}`",
-                f"- kept epoch {r.get('kept_epoch')} of {r.get('epochs_run')} run, precision {r.get('precision')}, "
-                f"released {r.get('released')}", ""]
+                f"- precision {r.get('precision')}, released {r.get('released')}; test-time views: {', '.join(tta)}",
+                f"- {len(members)} member(s), weight and kept epoch of its run:"]
+        out += [f"  - `{m.get('source')}`: weight {m.get('weight')}, kept epoch {m.get('kept_epoch')} of "
+                f"{m.get('epochs_run')}" for m in members]
+        decision = r.get("decision")
+        if decision:
+            out += [f"- 3-class decision: {decision['decision']} ({decision['rule']}; the gate's stress specificity "
+                    f"{decision['gate_stress_specificity']}); stress-validation figures of both: "
+                    + "; ".join(f"{k}: accuracy {v['stress_validation']['accuracy']}, macro recall "
+                                f"{v['stress_validation']['macro_recall']}, recall {v['stress_validation']['recall']}"
+                                for k, v in decision["compared"].items())]
+        out.append("")
     return "\n".join(out)

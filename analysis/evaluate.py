@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 
-from analysis.metrics import BINARY, binary_metrics, bootstrap_ci, multiclass_metrics
+from analysis.metrics import bootstrap_ci
+from study.engine.metrics import BINARY, binary_metrics, multiclass_metrics
 from analysis.progress import log as _log
 from analysis.tree import local_checkpoint
-from study import checkpoint as ckpt_io
+from study.engine import checkpoint as ckpt_io
 from study import data as sdata  # module attribute calls: tests can spy on load_test
 from study.config import BEST_METRIC, TrainConfig, UserError
 from study.data import CLASSES
-from study.checkpoint import model_from
-from study.train import evaluate, pick_device
+from study.engine.device import pick_device
+from study.engine.infer import predictor_from
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Selection:
     root: str | None = None   # data set folder (None: the bundled sample)
     models: tuple = ()        # checkpoints of the models scored on the test split
     models_from: str = ""     # where they come from, for the report
+    views: tuple | None = None  # test-time views (study.augment.TTA_VIEWS); None: each file's own
 
     @property
     def headline(self) -> float | None:
@@ -70,17 +71,21 @@ class TestResult:
         return self.description.startswith("official")
 
 
-def _predict(sel: Selection, x_test: torch.Tensor, y_test: np.ndarray):
-    """Every model of sel on the test images; -> (models frame, test probabilities [models, ...])."""
+def _predict(sel: Selection, images: np.ndarray):
+    """Every model file of sel (one model or an ensemble) on the test images; -> (models frame, test
+    probabilities [models, ...])."""
     device = pick_device()
     rows, probs = [], []
     for path in sel.models:
         ckpt = ckpt_io.load(local_checkpoint(path))  # a remote tree's checkpoint is copied here first
-        model, cfg = model_from(ckpt, device, where=str(path))
-        _, p = evaluate(model, None, x_test.to(device), torch.from_numpy(y_test).to(device), cfg)
-        rows.append({"checkpoint": str(path), "seed": cfg.seed, "kept epoch": ckpt.get("best_epoch"),
-                     "epochs run": ckpt.get("epoch"), BEST_METRIC: ckpt.get("best_metric")})
-        probs.append(p)
+        predictor = predictor_from(ckpt, device, where=str(path)).with_views(sel.views)
+        if "members" in ckpt:
+            rows.append({"checkpoint": str(path), "seed": "ensemble", "kept epoch": None, "epochs run": None,
+                         BEST_METRIC: None, "members": len(predictor.members), "views": len(predictor.views)})
+        else:
+            rows.append({"checkpoint": str(path), "seed": predictor.cfg.seed, "kept epoch": ckpt.get("best_epoch"),
+                         "epochs run": ckpt.get("epoch"), BEST_METRIC: ckpt.get("best_metric")})
+        probs.append(predictor.probabilities(images))
     return pd.DataFrame(rows), np.stack(probs)
 
 
@@ -140,9 +145,8 @@ def run_test(selections: list[Selection]) -> list[TestResult]:
         y = sdata.targets(split.labels3, sel.cfg.num_classes)
         res.n_images = len(y)
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
-        x = torch.from_numpy(np.ascontiguousarray(split.images))
         _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
-        res.scored, P = _predict(sel, x, y)
+        res.scored, P = _predict(sel, split.images)
         res.seeds = res.scored["seed"].tolist()
         (_binary if sel.cfg.num_classes == 2 else _multiclass)(res, y, P)
     return results

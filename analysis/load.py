@@ -30,12 +30,12 @@ from pyarrow import fs as pafs
 
 from analysis.tree import Tree
 from study.select import hashable
-from study.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
+from study.engine.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
 from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
                           STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
                           VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
                           UserError, trial_budget, trial_status)
-from study.divergence import WHY
+from study.engine.divergence import WHY
 
 RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
 # plain validation, then the stress validation (what selection scores)

@@ -1,4 +1,4 @@
-"""Classification metrics for the report (scikit-learn), and bootstrap intervals (scipy.stats.bootstrap).
+"""Bootstrap intervals of the test metrics (scipy.stats.bootstrap); the metrics themselves are study.engine.metrics.
 
 Binary: pneumonia is the positive class. Specificity = recall of the normal class.
 Bootstrap: resamples the evaluation images with normal and pneumonia images resampled separately
@@ -9,33 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import bootstrap, rankdata
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from study.data import CLASSES
-from study.train import classification_metrics
-
-BINARY = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    """Accuracy, precision, recall, specificity, F1, ROC AUC and the confusion counts at `threshold`."""
-    m = classification_metrics(y, p, 2, threshold)
-    tn, fp, fn, tp = confusion_matrix(y, (p >= threshold).astype(int), labels=[0, 1]).ravel()
-    m["specificity"] = float(tn / (tn + fp)) if tn + fp else float("nan")
-    return {**{k: m[k] for k in BINARY}, "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
-
-
-def multiclass_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
-    """3-class: accuracy, macro-F1, per-class precision/recall and the confusion matrix (rows: true)."""
-    pred = probs.argmax(1)
-    labels = list(range(len(CLASSES)))
-    prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    return {"accuracy": float((pred == y).mean()), "macro_f1": float(f1.mean()),
-            "precision": dict(zip(CLASSES, prec.tolist())), "recall": dict(zip(CLASSES, rec.tolist())),
-            "support": dict(zip(CLASSES, support.tolist())),
-            "confusion": confusion_matrix(y, pred, labels=labels).tolist()}
 
 
 def _vector_metric(name: str, y: np.ndarray, P: np.ndarray, threshold: float) -> np.ndarray:

@@ -1,30 +1,55 @@
-"""Package a trained checkpoint as a shipped model: weights, config, headline threshold, validation figures.
+"""Package trained models as a shipped model file: weights, config, headline threshold, validation figures.
 
     python -m analysis.release CHECKPOINT --data ROOT --out models/binary.pt --command "the command that trained it"
+    python -m analysis.release CKPT CKPT ... --data ROOT --out models/binary.pt --command "..."   # an ensemble
+    python -m analysis.release CKPT ... --data ROOT --out models/three_class.pt --gate models/binary.pt --command "..."
 
-reads CHECKPOINT (study/checkpoint.py; e.g. the folder `python -m study.train --out DIR` wrote),
-scores it on its own validation split and stress validation (re-prepared from ROOT with the
-checkpoint's data fields; never a test split), chooses the binary headline threshold there as the
-report does (analysis.threshold: Youden's J on the stress validation; the Q2 best-F1 threshold is
-recorded too), and writes OUT: an inference-only checkpoint whose `release` entry holds the
-threshold, its rule, the validation figures, the data description, the training command and the
-date; and rewrites OUT's folder's MODEL_CARD.md from every shipped model's release entry there.
-`python -m study.predict` loads models/binary.pt and models/three_class.pt by default. Prints the
-release entry as JSON. Scores and chooses only: it never trains.
+One CHECKPOINT (study/engine/checkpoint.py: a study.train folder, a trial's checkpoint, or an
+ensemble file such as the report's ensemble-binary.pt) is packaged as it is; several are first
+ensemble-selected on the stress validation (analysis.ensemble, Caruana's greedy selection). The
+model is scored on its own validation split and stress validation (re-prepared from ROOT with its
+data fields; never a test split). Test-time views (--tta): `auto` (default) keeps
+study/augment.py's TTA_VIEWS only when they lower the selection rule (balanced log-loss) on the
+stress validation, `none`, `all`, or names joined by commas. Binary: the headline threshold is
+Youden's J on the stress validation, as the report chooses it (the Q2 best-F1 threshold is recorded
+too). 3-class with --gate BINARY (a released binary model file): the two-stage decision (the gate
+decides normal vs pneumonia at its threshold, the 3-class model bacterial vs viral among the films
+the gate calls pneumonia) is compared with the 3-class model's own argmax on the stress validation,
+by macro recall, with normal recall at least the gate's specificity there; the file embeds the gate
+when two-stage wins. OUT is an inference-only model file whose `release` entry holds all of that,
+the members, the data description and the training command (paths written relative to the
+repository or the data root), and the date; OUT's folder's MODEL_CARD.md is rewritten from every
+shipped model there. Prints the release entry as JSON. Scores and chooses only: it never trains.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from analysis import card
+from analysis import card, ensemble
 from analysis import threshold as athreshold
-from analysis.metrics import binary_metrics, multiclass_metrics
-from study import checkpoint as ckpt_io
+from analysis.tree import local_checkpoint
 from study import checks
 from study.config import UserError
+from study.data import find_root
+from study.engine import checkpoint as ckpt_io
+from study.engine.device import pick_device
+from study.engine.infer import NO_TTA, Predictor, parse_views, predictor_from
+from study.engine.metrics import balanced_log_loss, binary_metrics, multiclass_metrics
+from study.augment import TTA_VIEWS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def relative_text(text: str, data_root: Path | None) -> str:
+    """`text` with this machine's absolute paths written relative: the data root as its folder name, the
+    repository as a relative path (committed text names no machine's paths)."""
+    if data_root is not None:
+        text = text.replace(str(data_root), data_root.name)
+    return text.replace(str(REPO) + os.sep, "").replace(str(REPO), ".")
 
 
 def _binary_figures(y, p, t: float) -> dict:
@@ -33,18 +58,75 @@ def _binary_figures(y, p, t: float) -> dict:
                                                                   "f1", "auc")}
 
 
-def _multiclass_figures(y, p) -> dict:
-    m = multiclass_metrics(y, p)
+def _multiclass_figures(y, p, pred) -> dict:
+    m = multiclass_metrics(y, p, pred)
     return {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
-            "recall": {k: round(v, 4) for k, v in m["recall"].items()}, "images": m["support"]}
+            "macro_recall": round(m["macro_recall"], 4), "recall": {k: round(v, 4) for k, v in m["recall"].items()},
+            "images": m["support"]}
 
 
-def release(checkpoint: str, data: str | None, out: Path, command: str) -> dict:
-    ckpt = ckpt_io.load(checkpoint)
-    vp = athreshold.validation_predictions(checkpoint, data, {})
-    info = {"data": vp.description, "trained_with": command, "released": time.strftime("%Y-%m-%d"),
-            "kept_epoch": ckpt.get("best_epoch"), "epochs_run": ckpt.get("epoch"), "precision": ckpt.get("precision")}
-    if vp.cfg.num_classes == 2:
+def choose_views(predictor: Predictor, data, cache: dict, tta: str) -> tuple[Predictor, dict]:
+    """--tta: `auto` keeps every declared view only if it lowers balanced log-loss on the stress validation."""
+    if tta != "auto":
+        views = parse_views(tta)
+        return predictor.with_views(views), {"views": list(views), "rule": "chosen by --tta"}
+    plain = athreshold.predictor_validation(predictor.with_views(NO_TTA), data, cache)
+    viewed = athreshold.predictor_validation(predictor.with_views(tuple(TTA_VIEWS)), data, cache)
+    without, with_ = (balanced_log_loss(v.y_stress, v.probs_stress) for v in (plain, viewed))
+    keep = with_ < without
+    return (predictor.with_views(tuple(TTA_VIEWS) if keep else NO_TTA),
+            {"views": list(TTA_VIEWS) if keep else ["identity"], "rule": "kept only if it lowers balanced log-loss on "
+             "the stress validation", "stress balanced log-loss without": round(without, 4),
+             "with all views": round(with_, 4)})
+
+
+def two_stage(predictor: Predictor, gate_path: str, data, cache: dict) -> tuple[Predictor, dict]:
+    """The 3-class decision: the model's own argmax, or the two-stage decision with `gate_path`'s binary model,
+    whichever has the higher macro recall on the stress validation among those whose normal recall there is at
+    least the gate's specificity (at its threshold); -> (the chosen predictor, the comparison)."""
+    gate_ckpt = ckpt_io.load(local_checkpoint(gate_path))
+    gate = predictor_from(gate_ckpt, pick_device(), where=gate_path)
+    if gate.num_classes != 2 or gate.threshold is None:
+        raise UserError(f"--gate {gate_path}: expected a released binary model file (analysis.release output)")
+    staged = Predictor(predictor.members, predictor.views, None, gate, predictor.info)
+    gv = athreshold.predictor_validation(gate, data, cache)
+    spec = binary_metrics(gv.y_stress, gv.probs_stress, gate.threshold)["specificity"]
+    rows = {}
+    for name, p in (("argmax", predictor), ("two-stage", staged)):
+        v = athreshold.predictor_validation(p, data, cache)
+        rows[name] = {"validation": _multiclass_figures(v.y, v.probs, p.labels(v.probs)),
+                      "stress_validation": _multiclass_figures(v.y_stress, v.probs_stress, p.labels(v.probs_stress))}
+    ok = [n for n in rows if rows[n]["stress_validation"]["recall"]["normal"] >= spec] or list(rows)
+    chosen = max(ok, key=lambda n: rows[n]["stress_validation"]["macro_recall"])
+    return (staged if chosen == "two-stage" else predictor), {
+        "decision": chosen, "rule": "higher macro recall on the stress validation, with normal recall at least the "
+        "gate's stress specificity", "gate": relative_text(str(gate_path), None), "gate_threshold": gate.threshold,
+        "gate_stress_specificity": round(spec, 4), "compared": rows, "_gate": gate_ckpt}
+
+
+def release(checkpoints: list[str], data: str | None, out: Path, command: str, tta: str = "auto",
+            gate: str | None = None) -> dict:
+    cache: dict = {}
+    root = find_root(data) if data else None
+    if len(checkpoints) > 1:
+        lib = ensemble.library(checkpoints, [relative_text(str(c), root) for c in checkpoints], data, cache)
+        ckpt = ensemble.select(lib).checkpoint()
+    else:
+        ckpt = ckpt_io.load(local_checkpoint(checkpoints[0]))
+    predictor, views = choose_views(predictor_from(ckpt, pick_device(), where=str(checkpoints[0])), data, cache, tta)
+    decision = None
+    if gate is not None:
+        if predictor.num_classes != 3:
+            raise UserError(f"--gate {gate}: a gate is for a 3-class model; {checkpoints[0]} is binary")
+        predictor, decision = two_stage(predictor, gate, data, cache)
+    gate_ckpt = decision.pop("_gate") if decision else None
+    vp = athreshold.predictor_validation(predictor, data, cache)
+    info = {"data": relative_text(vp.description, root), "trained_with": relative_text(command, root),
+            "released": time.strftime("%Y-%m-%d"), "precision": ckpt_io.members(ckpt)[0][0].get("precision"),
+            "members": [{"source": relative_text(m.get("source") or str(checkpoints[0]), root), "weight": round(w, 4),
+                         "kept_epoch": m.get("best_epoch"), "epochs_run": m.get("epoch"), "seed": m["config"].get("seed")}
+                        for m, w in ckpt_io.members(ckpt)], "tta": views}
+    if predictor.num_classes == 2:
         f1_t, _ = athreshold.choose_threshold(vp.y, vp.probs)
         headline, _ = athreshold.youden_threshold(vp.y_stress, vp.probs_stress)
         info.update({"threshold": headline, "threshold_rule": athreshold.HEADLINE_RULE, "f1_threshold": f1_t,
@@ -52,9 +134,14 @@ def release(checkpoint: str, data: str | None, out: Path, command: str) -> dict:
                      "stress_validation": {f"at {t:.2f}": _binary_figures(vp.y_stress, vp.probs_stress, t)
                                            for t in dict.fromkeys((0.5, headline))}})
     else:
-        info.update({"validation": _multiclass_figures(vp.y, vp.probs),
-                     "stress_validation": _multiclass_figures(vp.y_stress, vp.probs_stress)})
-    ckpt_io.save(out, {**ckpt, "release": info}, inference_only=True)
+        info.update({"validation": _multiclass_figures(vp.y, vp.probs, predictor.labels(vp.probs)),
+                     "stress_validation": _multiclass_figures(vp.y_stress, vp.probs_stress, predictor.labels(vp.probs_stress))})
+        if decision is not None:
+            info["decision"] = decision
+    body = ckpt_io.ensemble(ckpt_io.members(ckpt), tta=predictor.views, selection=ckpt.get("selection"),
+                            gate=gate_ckpt if predictor.gate is not None else None) if "members" in ckpt or \
+        predictor.gate is not None else {**ckpt, "tta": [v for v in predictor.views if v != "identity"]}
+    ckpt_io.save(out, {**body, "release": info}, inference_only=True)
     releases = {p.name: ckpt_io.load(p).get("release") for p in sorted(out.parent.glob("*.pt"))}
     (out.parent / "MODEL_CARD.md").write_text(card.shipped_markdown({k: v for k, v in releases.items() if v}))
     return info
@@ -62,13 +149,19 @@ def release(checkpoint: str, data: str | None, out: Path, command: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = checks.Parser(prog="python -m analysis.release", description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoint", help="a checkpoint (checkpoint.pt or its folder)")
+    ap.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                    help="a model file (checkpoint.pt or its folder, or an ensemble file); several: ensemble-selected")
     ap.add_argument("--data", default=None, help="the data set it was trained on (default: the bundled sample)")
     ap.add_argument("--out", required=True, type=Path, help="the shipped model file to write, e.g. models/binary.pt")
-    ap.add_argument("--command", required=True, help="the command that trained the checkpoint (kept in the model)")
+    ap.add_argument("--command", required=True, help="the command that trained the checkpoint(s) (kept in the model)")
+    ap.add_argument("--tta", default="auto", metavar="VIEWS", help="test-time views: auto (default: kept only if they "
+                    "help on the stress validation), none, all, or names joined by commas")
+    ap.add_argument("--gate", default=None, metavar="BINARY", help="3-class only: a released binary model file; the "
+                    "two-stage decision is kept if it wins on the stress validation")
     args = ap.parse_args(argv)
     try:
-        info = release(args.checkpoint, args.data, args.out, args.command)
+        out = checks.writable_folder("--out", args.out.parent) / args.out.name
+        info = release(args.checkpoints, args.data, out, args.command, args.tta, args.gate)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

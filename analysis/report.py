@@ -50,7 +50,8 @@ def _importance(trials, keys, scope, out):
     return imp, fig
 
 
-def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None) -> Path:
+def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None,
+          views: tuple[str, ...] | None = None) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
     progress.start()
@@ -61,7 +62,7 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
     from analysis.answers import answer
     from analysis.curves import convergence_figure
     from analysis.evaluate import Selection, run_test
-    from analysis.metrics import multiclass_metrics
+    from study.engine.metrics import multiclass_metrics
     from analysis.selection import choose
     from analysis.render import Doc, to_html, to_markdown
     from study.data import SAMPLE_ROOT, find_root
@@ -114,6 +115,10 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
         sections.three_class_section(body, three, multiclass_metrics(vp3.y, vp3.probs), vp3.description)
         selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, root_of(three),
                                     **_models(res, choice3, "3class")))
+    for task, ch in (("binary", choice), ("3-class", choice3)):
+        if ch is not None:
+            _log(f"{task}: ensemble selection from the study's kept models ...")
+            selections.append(_ensemble(body, trials, ch.row, task, root_of(ch.row), cache, out, views))
     tests = []
     if selections and test:
         _log("selection fixed; the test split, once ...")
@@ -159,6 +164,30 @@ def _thresholds(task: str, row, root_of, cache):
     sel = Selection(task, row["experiment"], row["trial_id"], vp.cfg,
                     {athreshold.F1_RULE: f1_t, athreshold.HEADLINE_RULE: headline}, root_of(row))
     return sel, vp, f1_t, table, headline, stress_table
+
+
+def _ensemble(body, trials, row, task: str, root, cache, out: Path, views):
+    """Caruana's ensemble selection over the tree's kept models that share `row`'s data (analysis.ensemble),
+    written to OUT/ensemble-TASK.pt (the one model-file format), with its headline threshold chosen on its
+    own stress-validation probabilities; -> its Selection for the test split."""
+    from analysis import ensemble, sections
+    from analysis import threshold as athreshold
+    from analysis.evaluate import Selection
+    from study.engine import checkpoint as ckpt_io
+    rows = ensemble.library_rows(trials, row)
+    lib = ensemble.library(list(rows["checkpoint"]), [f"{e} / {t}" for e, t in zip(rows["experiment"], rows["trial_id"])],
+                           root, cache, views)
+    ens = ensemble.select(lib)
+    path = ckpt_io.save(out / f"ensemble-{task.replace('-', '')}.pt", ens.checkpoint())
+    thresholds = {}
+    if lib.num_classes == 2:
+        headline, _ = athreshold.youden_threshold(lib.y_stress, ens.probs(True))
+        thresholds = {athreshold.HEADLINE_RULE: headline}
+    sections.ensemble_section(body, task, ens, thresholds, path)
+    return Selection(f"{task} ensemble", "ensemble", f"{len(ens.chosen)} of {len(lib.names)} models",
+                     lib.cfg, thresholds, root, models=(str(path),),
+                     models_from=f"the ensemble selected above ({path.name}: {len(ens.chosen)} members, weights by picks)",
+                     views=lib.views)
 
 
 def _seed_recipe_control(res, trials, selected):
@@ -255,9 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data set folder or s3:// prefix (default: the one study.json recorded)")
     ap.add_argument("--no-test", dest="test", action="store_false", help="stop at validation: do not read the test split")
     ap.add_argument("--wandb", default=None, metavar="PROJECT", help="log tables and figures to this W&B project")
+    ap.add_argument("--tta", default="none", metavar="VIEWS", help="test-time views for the ensembles: none (default), "
+                    "all, or names of study/augment.py TTA_VIEWS joined by commas")
     args = ap.parse_args(argv)
     try:
-        path = build(args.results, args.out, args.data, args.test, args.wandb)
+        from study.engine.infer import parse_views
+        path = build(args.results, args.out, args.data, args.test, args.wandb, parse_views(args.tta))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -219,3 +219,33 @@ def anchors_section(doc: Doc, r: TestResult) -> None:
     else:
         doc.note(f"Not directly comparable: the anchors are on the official Kaggle test split; ours are on {r.description}, "
                  f"a different and much smaller set of {r.n_images} images.")
+
+
+def ensemble_section(doc: Doc, task: str, ens, thresholds: dict, path: Path) -> None:
+    """The ensemble the report selected from the study's kept models: its members and weights, and the single
+    best model against the ensemble on validation and the stress validation (the test split comes later)."""
+    from analysis.ensemble import MAX_MEMBERS, MAX_PICKS, MIN_GAIN, RULE, figures
+    lib = ens.lib
+    doc.h(2, f"Ensemble of the study's models ({task}, chosen on the stress validation)")
+    doc.p(f"Library: {len(lib.names)} kept model(s) of this tree that predict the selected configuration's validation "
+          f"images ({lib.description}). Greedy forward selection with replacement (Caruana et al. 2004) on **{RULE}**, "
+          f"from the single best model; at most {MAX_PICKS} rounds and {MAX_MEMBERS} distinct models, and a round counts "
+          f"only if it lowers the rule by {MIN_GAIN:g}. It ran {len(ens.trace)} round(s) and kept {len(ens.chosen)} "
+          f"model(s); test-time views: {', '.join(lib.views)}. Written to `{path}` (one model file: "
+          f"`python -m study.predict --model {path.name} ...`, `python -m analysis.release {path.name} ...`).")
+    own = [{"member": lib.names[i], "picks": int(ens.counts[i]), "weight": float(ens.weights[i]),
+            **{f"own stress {k}": v for k, v in figures(lib.y_stress, lib.probs_stress[i], lib.num_classes).items()}}
+           for i in ens.chosen]
+    doc.table(pd.DataFrame(own), "Members, their weights (share of the picks) and their own stress-validation figures")
+    rows = []
+    for who in ("single best", "ensemble"):
+        for split in ("validation", "stress validation"):
+            name = ens.figures[who].get("name", f"{len(ens.chosen)} members")
+            rows.append({"model": f"{who} ({name})", "data": split, **ens.figures[who][split]})
+    doc.table(pd.DataFrame(rows), "Single best model (by the same rule) against the ensemble, at 0.5 / argmax; the "
+              "plain validation split took no part in the selection")
+    if thresholds:
+        (rule, t), = thresholds.items()
+        doc.p(f"The ensemble's headline threshold: **{t:.2f}** ({rule}, on the ensemble's own stress-validation "
+              f"probabilities). The test section scores it once, with everything above fixed.")
+

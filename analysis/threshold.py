@@ -27,14 +27,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support  # noqa: E402
 
 from analysis.tree import local_checkpoint  # noqa: E402
 from study import data as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare/load_test)
 from study.config import TrainConfig  # noqa: E402
-from study.checkpoint import load_model  # noqa: E402
-from study.train import evaluate, pick_device  # noqa: E402
+from study.engine.device import pick_device  # noqa: E402
+from study.engine.infer import Predictor, load_predictor, scores  # noqa: E402
 
 THRESHOLDS = tuple(round(0.10 + 0.05 * i, 2) for i in range(17))  # 0.10 .. 0.90
 F1_RULE = "best F1 on validation (Q2)"
@@ -60,18 +59,21 @@ class ValPredictions:
     probs_stress: np.ndarray  # ... and predictions
 
 
-def validation_predictions(checkpoint: str | Path, root, cache: dict) -> ValPredictions:
-    """The checkpoint's predictions on its study's validation split and stress validation (never the test split)."""
-    device = pick_device()
-    model, cfg = load_model(local_checkpoint(checkpoint), device)  # a remote checkpoint is copied here first
+def validation_predictions(checkpoint: str | Path, root, cache: dict, views: tuple[str, ...] | None = None) -> ValPredictions:
+    """A model file's (one model or an ensemble; `views`: its test-time views, None for the file's own)
+    predictions on its study's validation split and stress validation (never the test split)."""
+    predictor = load_predictor(local_checkpoint(checkpoint), pick_device()).with_views(views)  # remote: copied first
+    return predictor_validation(predictor, root, cache)
+
+
+def predictor_validation(predictor: Predictor, root, cache: dict) -> ValPredictions:
+    """`predictor`'s predictions on the validation split and stress validation of its members' data fields."""
+    cfg = predictor.cfg
     data = prepared(root, cfg, cache)
     y = sdata.targets(data.val.labels3, cfg.num_classes)
     ys = sdata.targets(data.stress.labels3, cfg.num_classes)
-    x = torch.from_numpy(np.ascontiguousarray(data.val.images)).to(device)
-    xs = torch.from_numpy(np.ascontiguousarray(data.stress.images)).to(device)
-    metrics, probs = evaluate(model, None, x, torch.from_numpy(y).to(device), cfg,
-                              stress=(xs, torch.from_numpy(ys).to(device)))
-    _, probs_stress = evaluate(model, None, xs, torch.from_numpy(ys).to(device), cfg)
+    probs, probs_stress = predictor.probabilities(data.val.images), predictor.probabilities(data.stress.images)
+    metrics = scores(y, probs, cfg.num_classes, (ys, probs_stress))
     return ValPredictions(cfg, y, probs, metrics, data.description, ys, probs_stress)
 
 

@@ -194,6 +194,43 @@ def stress_images(images: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate([np.stack([pipes[name](image=img)["image"] for img in images]) for name in STRESS])
 
 
+# ---- test-time augmentation --------------------------------------------------------------------------
+# A few mild, fixed views of each image at prediction time (the model's probabilities are averaged over
+# them). Each view is one deterministic change well inside the training levels (no flips, for the same
+# reason as above): a slightly wider or closer field of view and a small tilt either way. "identity" is
+# the image as it is and always comes first; `--tta none` predicts it alone.
+TTA_VIEWS: dict[str, dict] = {
+    "identity": {},
+    "zoom_out": {"scale": 0.93},   # a 7 % wider field of view (the patient a little further away)
+    "zoom_in": {"scale": 1.07},    # a 7 % closer field of view
+    "tilt_left": {"rotate": -4.0},  # deg
+    "tilt_right": {"rotate": 4.0},  # deg
+}
+TTA_SEED = 0  # the views draw nothing at random; the seed only pins albumentations' generator
+
+
+def tta_views(images: np.ndarray, views: tuple[str, ...]) -> np.ndarray:
+    """uint8 [N, R, R] -> uint8 [len(views) * N, R, R]: every image under every view, view-major (the
+    first N are views[0]); the same arrays for the same images."""
+    import albumentations as A
+    import cv2
+    unknown = [v for v in views if v not in TTA_VIEWS]
+    if unknown:
+        raise ValueError(f"unknown test-time view(s) {unknown}; declared: {', '.join(TTA_VIEWS)}")
+    out = []
+    for name in views:
+        p = TTA_VIEWS[name]
+        if not p:
+            out.append(images)
+            continue
+        s, r = p.get("scale", 1.0), p.get("rotate", 0.0)
+        t = A.Compose([A.Affine(scale=(s, s), rotate=(r, r), translate_percent=(0, 0), keep_ratio=True,
+                                interpolation=cv2.INTER_LINEAR, border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0)],
+                      seed=TTA_SEED)
+        out.append(np.stack([t(image=img)["image"] for img in images]) if len(images) else images)
+    return np.concatenate(out) if out else images[:0]
+
+
 def describe() -> str:
     names = [f.name for f in fields(AugmentLevel)]
     rows = [" | ".join(["level", *names])]

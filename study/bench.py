@@ -45,8 +45,9 @@ from study import checks
 from study.config import PRECISIONS, TrainConfig, UserError
 from study.data import SAMPLE_ROOT, find_root, load_split, targets
 from study.model import build_model
-from study.train import (layout, make_loss, make_optimizer, pick_device, predicted, resolve_precision,
-                         seed_everything, train_one_epoch, train_step)
+from study.engine.device import pick_device, resolve_precision, seed_everything
+from study.engine.infer import layout, predicted
+from study.engine.loop import make_loss, make_optimizer, train_one_epoch, train_step
 
 
 def device_name(device: torch.device) -> str:

@@ -54,7 +54,7 @@ from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, E
                           CONFIRM_PREFIX, METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
                           parse_pairs, trial_budget, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
-from study.divergence import WHY  # noqa: E402
+from study.engine.divergence import WHY  # noqa: E402
 from study.confirm import plans as confirm_plans, trial_rows  # noqa: E402
 from study.select import config_key  # noqa: E402
 from study.progress import TrialProgress  # noqa: E402

@@ -19,8 +19,8 @@ from ray import tune
 
 from study.config import BEST_METRIC, DIVERGED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC, STATUS, TrainConfig, UserError
 from study.data import TrainData
-from study.checkpoint import load_resume
-from study.train import TrainState, fit
+from study.engine.checkpoint import load_resume
+from study.engine.loop import TrainState, fit
 
 
 def train_trial(config: dict, data: TrainData) -> None:

@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from study.config import ASHA_METRIC, ERROR_MESSAGE, MODE, STATUS
-from study.divergence import WHY
+from study.engine.divergence import WHY
 from study.data import TrainData
 from study.trainable import train_trial
 

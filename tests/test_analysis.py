@@ -18,7 +18,8 @@ import torch
 
 import analysis.report as report
 import analysis.threshold as athreshold
-from analysis.metrics import BINARY, binary_metrics, seed_mean_metric
+from analysis.metrics import seed_mean_metric
+from study.engine.metrics import BINARY, binary_metrics
 from study import data as sdata
 from study.config import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
@@ -127,9 +128,31 @@ def test_threshold_is_chosen_on_validation_labels(spied):
 
 @pytest.mark.slow
 def test_headline_threshold_is_youden_on_the_stress_validation(spied):
-    y_used, prepared = _chosen_once(spied["events"], "youden")
-    np.testing.assert_array_equal(y_used, sdata.targets(prepared.stress.labels3, 2))
+    """Twice: the selected model's, then the binary ensemble's (on its own stress probabilities); both see the
+    stress validation's labels, both before the test split is read."""
+    events = spied["events"]
+    kinds = [k for k, _ in events]
+    assert kinds.count("youden") == 2
+    prepared = next(d for k, d in events if k == "prepare")
+    for k, y_used in events:
+        if k == "youden":
+            np.testing.assert_array_equal(y_used, sdata.targets(prepared.stress.labels3, 2))
+    assert max(i for i, k in enumerate(kinds) if k == "youden") < kinds.index("load_test")
     assert "Youden's J on the stress validation (headline)" in (spied["out"] / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_report_ensemble_section_and_file(spied):
+    """The report selects an ensemble of the tree's kept models (in the process whose backward() raises), writes
+    it as one model file and scores it on the test split after everything is fixed."""
+    from study.engine import checkpoint as ckpt_io
+    md = (spied["out"] / "report.md").read_text()
+    assert "## Ensemble of the study's models (binary, chosen on the stress validation)" in md
+    assert "balanced log-loss on the stress validation" in md and "### binary ensemble: ensemble /" in md
+    ckpt = ckpt_io.load(spied["out"] / "ensemble-binary.pt")
+    assert len(ckpt["members"]) >= 1 and abs(sum(ckpt["weights"]) - 1) < 1e-9
+    assert ckpt["selection"]["rule"] == "balanced log-loss on the stress validation"
+    assert md.index("## Ensemble of the study's models") < md.index("## Test evaluation")
 
 
 @pytest.mark.slow
@@ -228,7 +251,7 @@ def test_no_test_split_stops_at_validation(quick_results):
     from analysis.load import load_results
     from analysis.render import Doc, to_markdown
     from analysis.sections import test_section
-    from study.checkpoint import load_model
+    from study.engine.checkpoint import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)
     results = run_test([Selection("binary", "quick", best["trial_id"], cfg, {"fixed": 0.5}, None,

@@ -166,7 +166,7 @@ def test_prepared_data_carries_the_stress_set(tiny_data):
 
 def test_training_with_the_gpu_backend_runs_on_cpu(monkeypatch, tiny_data):
     """The kornia path (what a CUDA trial runs) trains and is deterministic under the seed."""
-    import study.train as st
+    import study.engine.loop as st
     monkeypatch.setattr(st, "augment_backend", lambda device: "kornia")
     cfg = tiny(epochs=2, augment="strong")
     a, b = st.fit(cfg, tiny_data), st.fit(cfg, tiny_data)

@@ -11,7 +11,7 @@ import torch
 
 from study import bench
 from study.config import TrainConfig
-from study.train import resolve_precision
+from study.engine.device import resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"images_per_s", "device", "resolution", "precision", "channels_last", "batch_size", "threads", "seconds"}

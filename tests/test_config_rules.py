@@ -14,7 +14,7 @@ import torch
 
 from conftest import REPO
 from study import train as train_mod
-from study.checkpoint import load_model
+from study.engine.checkpoint import load_model
 from study.config import CROSS_RULES, TrainConfig, UserError, rule
 
 # (--set pairs, words the one-line error must contain): issue 12's study.train rows, and a few more
@@ -87,7 +87,7 @@ def test_every_source_runs_the_same_check(build, tmp_path):
 
 
 def test_checkpoint_config_is_checked_and_named(tmp_path):
-    from study import checkpoint as ckpt_io
+    from study.engine import checkpoint as ckpt_io
     path = ckpt_io.save(tmp_path / "c.pt", {"config": {"lr": -1}, "model": {}})
     with pytest.raises(UserError, match=r"c\.pt: lr must be"):
         load_model(path)

@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from study import checkpoint as ckpt_io
+from study.engine import checkpoint as ckpt_io
 
 from conftest import REPO, tiny
 from study import predict
 from study.config import BEST_METRIC, DIVERGED, FINISHED, METRIC, RUNNING, SEED_RECIPE, STATUS
 from study.data import SAMPLE_ROOT
-from study.train import fit
+from study.engine.loop import fit
 
 IMAGES = sorted((SAMPLE_ROOT / "val" / "NORMAL").glob("*.jpeg"))[:2]
 
@@ -44,7 +44,7 @@ def test_a_finite_run_reports_running_then_finished(tiny_data):
 
 
 def test_diverged_weights_are_caught_even_with_a_finite_loss(tiny_data):
-    from study.divergence import divergence
+    from study.engine.divergence import divergence
     model = torch.nn.Linear(2, 1)
     assert divergence(model, 0.5) is None
     with torch.no_grad():

@@ -16,7 +16,7 @@ from study import run as run_mod
 from study.config import Rule, TrainConfig, UserError, rule
 from study.data import prepare
 from study.model import build_model
-from study.train import make_loss, make_optimizer, train_one_epoch
+from study.engine.loop import make_loss, make_optimizer, train_one_epoch
 
 # In-range values of the fields that make a model big are drawn below these caps (the bounds
 # themselves are still drawn by the validation-only test): one step stays tiny.

@@ -14,9 +14,10 @@ from conftest import REPO, tiny
 from study.config import BEST_METRIC, EPOCH_SECONDS, METRIC, TrainConfig, UserError
 from study.data import prepare
 from study.model import build_model, count_parameters, probabilities
-from study import train as train_mod
-from study.checkpoint import load_model, load_resume
-from study.train import fit, make_loss, make_optimizer, resolve_precision, train_one_epoch
+from study.engine import device as device_mod
+from study.engine.checkpoint import load_model, load_resume
+from study.engine.device import resolve_precision
+from study.engine.loop import fit, make_loss, make_optimizer, train_one_epoch
 
 
 def test_seed_network_parameter_count():
@@ -134,17 +135,17 @@ def test_data_stays_on_an_accelerator_between_fits_and_only_the_latest_data_set(
     arrays give the same device tensors, other arrays new ones, and the previous set is let go.
     The meta device stands in for a GPU; on the CPU the tensors are views of the arrays."""
     a, b = np.zeros((4, 8, 8), np.uint8), np.ones((2, 8, 8), np.uint8)
-    cpu = train_mod.on_device([a], torch.device("cpu"))[0]
+    cpu = device_mod.on_device([a], torch.device("cpu"))[0]
     assert cpu.data_ptr() == a.__array_interface__["data"][0]
     meta = torch.device("meta")
-    first = train_mod.on_device([a, b], meta)
-    again = train_mod.on_device([a, b], meta)
+    first = device_mod.on_device([a, b], meta)
+    again = device_mod.on_device([a, b], meta)
     assert all(x is y and x.device.type == "meta" for x, y in zip(first, again))
     c = np.ones((2, 8, 8), np.uint8)  # same shape and values as b, another array
-    other = train_mod.on_device([a, c], meta)
+    other = device_mod.on_device([a, c], meta)
     assert other[0] is first[0] and other[1] is not first[1]
-    assert len(train_mod._ON_DEVICE) == 2  # b's copy went with the old set
-    train_mod._ON_DEVICE.clear()
+    assert device_mod.kept_on_device() == 2  # b's copy went with the old set
+    device_mod.on_device([], meta)  # keeps nothing
 
 
 def test_resume_from_checkpoint_matches_uninterrupted(tiny_data, tmp_path):
@@ -165,7 +166,7 @@ def test_checkpoint_round_trip(tiny_data, tmp_path):
     reference.load_state_dict(state.best_state)
     x = torch.rand(3, 1, 32, 32)
     assert torch.equal(model(x), reference.eval()(x))
-    from study import checkpoint as ckpt_io
+    from study.engine import checkpoint as ckpt_io
     ckpt = ckpt_io.load(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # one file per checkpoint
     assert ckpt["format_version"] == ckpt_io.FORMAT_VERSION and ckpt["records"][-1][BEST_METRIC] == state.best_metric
@@ -205,18 +206,18 @@ def test_older_checkpoint_folders_still_load_and_others_are_refused(tiny_data, t
 def test_auto_precision_takes_bf16_only_where_native(monkeypatch, device):
     dev = torch.device(device)
     for native in (True, False):
-        monkeypatch.setattr(train_mod, "native_bf16", lambda d, native=native: native)
+        monkeypatch.setattr(device_mod, "native_bf16", lambda d, native=native: native)
         assert resolve_precision(TrainConfig(), dev) == ("bf16" if native else "fp32")
         assert resolve_precision(TrainConfig(precision="fp32"), dev) == "fp32"
         assert resolve_precision(TrainConfig(precision="bf16"), dev) == "bf16"
 
 
 def test_native_bf16_is_false_off_cpu_and_cuda():
-    assert train_mod.native_bf16(torch.device("meta")) is False
+    assert device_mod.native_bf16(torch.device("meta")) is False
 
 
 def test_resolved_precision_is_saved(tiny_data, tmp_path):
-    from study.checkpoint import load
+    from study.engine.checkpoint import load
     fit(tiny(precision="fp32"), tiny_data).save(tmp_path / "a")
     assert load(tmp_path / "a")["precision"] == "fp32"
     fit(tiny(), tiny_data).save(tmp_path / "b")

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from study import predict, train
-from study.checkpoint import load_model
+from study.engine.checkpoint import load_model
+from study.engine.infer import evaluate
+from study.engine.loop import fit
 from study.config import TrainConfig
 from study.data import SAMPLE_ROOT, prepare, targets
 from study.model import build_model
@@ -86,7 +88,7 @@ def test_binary_json_output(model2, capsys):
 
 
 def test_a_model_carries_its_threshold(model2, tmp_path, capsys):
-    from study import checkpoint as ckpt_io
+    from study.engine import checkpoint as ckpt_io
     shipped = ckpt_io.save(tmp_path / "m.pt", {**ckpt_io.load(model2), "release": {"threshold": 0.35}},
                            inference_only=True)
     rc, out, _ = _run(capsys, "--model", shipped, "--json", GOOD[0])
@@ -155,11 +157,11 @@ def test_three_class_model(model3, capsys):
 def test_predict_equals_evaluate(which, request, capsys):
     """Same images through the CLI (decode per file) and through training's evaluate() (the cache)."""
     d = request.getfixturevalue(which)
-    model, cfg, _ = predict.load(d, torch.device("cpu"))
+    model, cfg = load_model(d, torch.device("cpu"))
     data = prepare(None, cfg, progress=False)
     x = torch.from_numpy(data.val.images)
     y = torch.from_numpy(targets(data.val.labels3, cfg.num_classes))
-    _, expected = train.evaluate(model, None, x, y, cfg)
+    _, expected, _ = evaluate(model, None, x, y, cfg)
     rc, out, _ = _run(capsys, "--model", d, "--json", *data.val.paths)
     assert rc == 0
     recs = [json.loads(line) for line in out]
@@ -172,7 +174,7 @@ def test_predict_equals_evaluate(which, request, capsys):
 def test_checkpoint_round_trip(tmp_path):
     cfg = TrainConfig.from_overrides({"resolution": 32, "epochs": 2})
     data = prepare(None, cfg, progress=False)
-    state = train.fit(cfg, data, device=torch.device("cpu"))
+    state = fit(cfg, data, device=torch.device("cpu"))
     state.save(tmp_path)
     in_memory = build_model(cfg).to(memory_format=torch.channels_last)  # as load_model lays it out
     in_memory.load_state_dict(state.best_state)

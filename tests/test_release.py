@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from study import checkpoint as ckpt_io
+from study.engine import checkpoint as ckpt_io
 from study import predict, train
 from study.data import SAMPLE_ROOT
 

@@ -11,7 +11,7 @@ import search_spaces
 from conftest import tiny
 from study.config import DATA_FIELDS, TrainConfig, UserError
 from study.model import build_model
-from study.train import make_loss, make_optimizer, train_one_epoch
+from study.engine.loop import make_loss, make_optimizer, train_one_epoch
 
 
 def sampled_configs(name: str) -> list[TrainConfig]:

@@ -71,7 +71,7 @@ def test_trainable_reports_every_epoch_with_a_checkpoint(monkeypatch, tiny_data,
 
 def test_trainable_continues_from_its_checkpoint(monkeypatch, tiny_data, tmp_path):
     import study.trainable as trainable
-    from study.train import fit
+    from study.engine.loop import fit
     fit(tiny(epochs=3), tiny_data, on_epoch=lambda r, s: s.save(tmp_path) if r["epoch"] == 2 else None)
     fake = FakeTune(start=tune.Checkpoint.from_directory(str(tmp_path)))
     monkeypatch.setattr(trainable, "tune", fake)
@@ -145,7 +145,7 @@ def test_crashed_trial_restarts_from_its_checkpoint(local_ray, tmp_path):
     assert r.metrics["training_iteration"] == 4
     epochs = [line["epoch"] for line in result_lines(Path(r.path))]
     assert sorted(set(epochs)) == [1, 2, 3, 4] and epochs.count(1) == 1, f"restarted from scratch: {epochs}"
-    from study.checkpoint import load
+    from study.engine.checkpoint import load
     with r.checkpoint.as_directory() as d:
         assert [m["epoch"] for m in load(d)["records"]] == [1, 2, 3, 4]
 

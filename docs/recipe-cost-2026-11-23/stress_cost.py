@@ -2,7 +2,8 @@ import time, statistics, torch, numpy as np
 from study.config import TrainConfig
 from study.data import prepare, targets
 from study.model import build_model
-from study.train import evaluate, pick_device
+from study.engine.device import pick_device
+from study.engine.infer import evaluate
 cfg = TrainConfig()
 t = time.perf_counter(); d = prepare("/work/shared/data/chest_xray", cfg, progress=False); prep = time.perf_counter() - t
 from study.augment import stress_images

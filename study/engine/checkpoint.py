@@ -21,6 +21,18 @@ dict carries everything inference and resume need:
                   run repeats the uninterrupted one exactly)
   release         shipped models only: decision threshold, its rule, validation figures, command
 
+An ensemble is the same format (FORMAT_VERSION 2): instead of config and model it holds
+  members         inference-only checkpoint dicts as above (config, model, best_epoch, best_metric,
+                  precision), each with its `source` (the trial or file it came from)
+  weights         one weight per member (they sum to 1): the ensemble's probabilities are the weighted mean
+  tta             test-time views its predictions average over (study/augment.py TTA_VIEWS), [] for none
+  selection       how the members were chosen (analysis.ensemble: rule, library, rounds, figures)
+  gate            3-class two-stage files only: a released binary model file (one model or an ensemble)
+                  that decides normal vs pneumonia at its own headline threshold
+  release         as above
+Every member predicts at the same resolution and for the same classes. `members(ckpt)` reads either
+kind as (member, weight) pairs; study.engine.infer.predictor_from turns either into one predictor.
+
 Files are read with torch.load(weights_only=True): tensors and plain containers only, no pickled
 code. A folder from before this format (model.pt, last.pt, config.json, state.json, metrics.json)
 is read by the same `load`; anything else is refused with a one-line UserError.
@@ -39,10 +51,12 @@ from torch import nn
 from study.config import TrainConfig, UserError
 from study.model import build_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: ensembles, the lr schedule's state; 1 (single models only) is still read
+READS = (1, 2)
 FILE = "checkpoint.pt"
 INFERENCE_KEYS = ("format_version", "config", "model", "epoch", "best_epoch", "best_metric", "precision", "records",
-                  "release")
+                  "release", "source", "members", "weights", "tta", "selection", "gate")
+MEMBER_KEYS = ("config", "model", "epoch", "best_epoch", "best_metric", "precision", "source")
 
 
 def path_of(path: str | Path) -> Path:
@@ -83,13 +97,58 @@ def load(path: str | Path) -> dict:
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{f}: cannot read the checkpoint ({type(e).__name__}: {reason[:200]})") from None
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+    if not isinstance(ckpt, dict) or not (("config" in ckpt and "model" in ckpt) or "members" in ckpt):
         raise UserError(f"{f}: not a checkpoint of this project (no config and model in it)")
     version = ckpt.get("format_version")
-    if version != FORMAT_VERSION:
-        raise UserError(f"{f}: checkpoint format {version}, this code reads format {FORMAT_VERSION}; "
+    if version not in READS:
+        raise UserError(f"{f}: checkpoint format {version}, this code reads formats {', '.join(map(str, READS))}; "
                         f"use the version of this project that wrote it, or retrain")
+    check_ensemble(ckpt, str(f))
     return ckpt
+
+
+def members(ckpt: dict) -> list[tuple[dict, float]]:
+    """(member checkpoint, weight) pairs: [(ckpt, 1.0)] for one model, the members of an ensemble."""
+    if "members" not in ckpt:
+        return [(ckpt, 1.0)]
+    return list(zip(ckpt["members"], ckpt["weights"]))
+
+
+def check_ensemble(ckpt: dict, where: str) -> None:
+    """An ensemble's members each hold a config and weights, with one positive weight each, one resolution and
+    one task; a gate is a binary model file for a 3-class ensemble. UserError naming `where` otherwise."""
+    if "members" not in ckpt and "gate" not in ckpt:
+        return
+    ms, ws = ckpt.get("members") or [], ckpt.get("weights") or []
+    if "members" in ckpt and (not isinstance(ms, list) or not ms or len(ws) != len(ms)
+                              or not all(isinstance(m, dict) and "config" in m and "model" in m for m in ms)
+                              or not all(isinstance(w, (int, float)) and w > 0 for w in ws)):
+        raise UserError(f"{where}: a damaged ensemble (expected members with config and model, one weight > 0 each)")
+    kinds = {(int(c.get("resolution", 0)), int(c.get("num_classes", 2))) for c in (m["config"] for m, _ in members(ckpt))
+             if isinstance(c, dict)}
+    if len(kinds) != 1:
+        raise UserError(f"{where}: ensemble members disagree on resolution or classes ({sorted(kinds)}); an ensemble "
+                        f"predicts one task at one resolution")
+    if "gate" in ckpt:
+        gate = ckpt["gate"]
+        if not isinstance(gate, dict) or "release" not in gate or next(iter(kinds))[1] != 3:
+            raise UserError(f"{where}: a gate is a released binary model inside a 3-class file")
+        check_ensemble(gate, f"{where} (gate)")
+
+
+def ensemble(parts: list[tuple[dict, float]], tta: tuple[str, ...] = (), selection: dict | None = None,
+             gate: dict | None = None) -> dict:
+    """An ensemble checkpoint of (member checkpoint, weight) pairs (weights normalised to sum 1; each member
+    kept with its inference keys and `source`), its test-time views, how it was chosen, and an optional
+    two-stage gate (a released binary model dict). Written by `save` like any checkpoint."""
+    total = float(sum(w for _, w in parts))
+    body = {"members": [{k: m[k] for k in MEMBER_KEYS if k in m} for m, _ in parts],
+            "weights": [float(w) / total for _, w in parts], "tta": [v for v in tta if v != "identity"],
+            "selection": selection or {}, "format_version": FORMAT_VERSION}
+    if gate is not None:
+        body["gate"] = {k: v for k, v in gate.items() if k in INFERENCE_KEYS}
+    check_ensemble(body, "ensemble")
+    return body
 
 
 # Renamed or replaced config fields, so that older checkpoints keep loading ...
@@ -134,9 +193,9 @@ def _legacy(d: Path) -> dict:
 def load_resume(path: str | Path) -> dict:
     """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
     ckpt = load(path)
-    if ckpt.get("format_version") != FORMAT_VERSION:  # its best_metric was another metric and its config may
-        raise UserError(f"{path}: a checkpoint from before format {FORMAT_VERSION} predicts but cannot resume; "
-                        f"start this run again")  # describe another recipe: a resumed run would mix the two
+    if ckpt.get("format_version") not in READS or "members" in ckpt:  # format 0 ranked epochs by another metric
+        raise UserError(f"{path}: {'an ensemble' if 'members' in ckpt else 'a checkpoint from before format 1'} "
+                        f"predicts but cannot resume; start this run again")
     if "optimizer" not in ckpt or "last_model" not in ckpt:
         raise UserError(f"{path}: an inference-only checkpoint (a shipped model?) cannot resume training")
     return ckpt
@@ -156,7 +215,10 @@ def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn
 
 
 def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
-    """The kept epoch's model and config of a loaded checkpoint dict (study.checkpoint.load)."""
+    """The kept epoch's model and config of a loaded single-model checkpoint dict (study.checkpoint.load)."""
+    if "members" in ckpt:
+        raise UserError(f"{where}: an ensemble of {len(ckpt['members'])} models, not one model; load it with "
+                        f"study.engine.infer.load_predictor (python -m study.predict --model takes either)")
     cfg = config_of(ckpt, where)
     model = build_model(cfg)
     try:
@@ -170,6 +232,10 @@ def model_from(ckpt: dict, device: torch.device | None = None, where: str = "che
 
 def describe(ckpt: dict) -> dict:
     """What a checkpoint holds, without its tensors."""
+    if "members" in ckpt:
+        return {"format_version": ckpt.get("format_version"), "tta": ckpt.get("tta"), "selection": ckpt.get("selection"),
+                "members": [{"weight": w, "source": m.get("source"), **describe(m)} for m, w in members(ckpt)],
+                "gate": describe(ckpt["gate"]) if ckpt.get("gate") else None, "release": ckpt.get("release")}
     out = {k: ckpt.get(k) for k in ("format_version", "epoch", "best_epoch", "best_metric", "precision")}
     out.update({"config": ckpt["config"], "epochs_recorded": len(ckpt.get("records") or []),
                 "resumable": "optimizer" in ckpt and "last_model" in ckpt, "release": ckpt.get("release")})

@@ -128,8 +128,9 @@ def compare_to_reference(exp: Experiment, keys: list[str], noise, a: Answer) -> 
 
 
 def recipe_extra(exp: Experiment, keys: list[str], a: Answer) -> None:
-    """Per recipe factor: mean selection score and mean plain validation accuracy of each value, and how
-    differently the two rank the recipes (plain accuracy is what selection used to reward)."""
+    """Per factor of a grid (recipe, capacity...): mean selection score and mean plain validation accuracy of
+    each value over the other factors, and how differently the two rank the configurations (plain accuracy is
+    what selection used to reward)."""
     t = exp.trials.dropna(subset=[BEST_METRIC])
     plain = VAL_ACCURACY + AT_BEST
     for k in keys:
@@ -268,6 +269,6 @@ def answer(res: Results, exp: Experiment, out: Path) -> Answer:
         compare_to_reference(exp, keys, noise, a)
         if "dropout" in keys:
             dropout_extra(exp, a)
-        if set(keys) & {"augment", "class_balance", "norm"}:
-            recipe_extra(exp, [k for k in keys if k in ("augment", "class_balance", "norm", "augment_strength")], a)
+        if len(keys) >= 2:  # a grid of several factors: each factor's mean over the others
+            recipe_extra(exp, keys, a)
     return a

@@ -73,9 +73,9 @@ class TestResult:
 
 def _predict(sel: Selection, images: np.ndarray):
     """Every model file of sel (one model or an ensemble) on the test images; -> (models frame, test
-    probabilities [models, ...])."""
+    probabilities [models, ...], each file's decisions [models, N])."""
     device = pick_device()
-    rows, probs = [], []
+    rows, probs, labels = [], [], []
     for path in sel.models:
         ckpt = ckpt_io.load(local_checkpoint(path))  # a remote tree's checkpoint is copied here first
         predictor = predictor_from(ckpt, device, where=str(path)).with_views(sel.views)
@@ -86,7 +86,8 @@ def _predict(sel: Selection, images: np.ndarray):
             rows.append({"checkpoint": str(path), "seed": predictor.cfg.seed, "kept epoch": ckpt.get("best_epoch"),
                          "epochs run": ckpt.get("epoch"), BEST_METRIC: ckpt.get("best_metric")})
         probs.append(predictor.probabilities(images))
-    return pd.DataFrame(rows), np.stack(probs)
+        labels.append(predictor.labels(probs[-1]))
+    return pd.DataFrame(rows), np.stack(probs), np.stack(labels)
 
 
 def _fmt(values: list[float]) -> str:
@@ -111,8 +112,9 @@ def _binary(res: TestResult, y: np.ndarray, P: np.ndarray) -> None:
     res.summary = pd.DataFrame(summary)
 
 
-def _multiclass(res: TestResult, y: np.ndarray, P: np.ndarray) -> None:
-    per = [multiclass_metrics(y, P[i]) for i in range(len(res.seeds))]
+def _multiclass(res: TestResult, y: np.ndarray, P: np.ndarray, L: np.ndarray) -> None:
+    """Each model file's decision (argmax, or its two-stage rule: Predictor.labels) scored per model."""
+    per = [multiclass_metrics(y, P[i], L[i]) for i in range(len(res.seeds))]
     rows = []
     for s, m in zip(res.seeds, per):
         rows.append({"seed": s, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
@@ -146,7 +148,10 @@ def run_test(selections: list[Selection]) -> list[TestResult]:
         res.n_images = len(y)
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
         _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
-        res.scored, P = _predict(sel, split.images)
+        res.scored, P, L = _predict(sel, split.images)
         res.seeds = res.scored["seed"].tolist()
-        (_binary if sel.cfg.num_classes == 2 else _multiclass)(res, y, P)
+        if sel.cfg.num_classes == 2:
+            _binary(res, y, P)
+        else:
+            _multiclass(res, y, P, L)
     return results

@@ -29,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-from analysis import card, ensemble
+from analysis import card, decision, ensemble
 from analysis import threshold as athreshold
 from analysis.tree import local_checkpoint
-from study import checks
-from study.config import UserError
+from study import checks, cli
+from study.errors import OK, UserError
 from study.data import find_root
 from study.engine import checkpoint as ckpt_io
 from study.engine.device import pick_device
@@ -58,11 +58,14 @@ def _binary_figures(y, p, t: float) -> dict:
                                                                   "f1", "auc")}
 
 
-def _multiclass_figures(y, p, pred) -> dict:
-    m = multiclass_metrics(y, p, pred)
+def _rounded(m: dict) -> dict:
     return {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4),
             "macro_recall": round(m["macro_recall"], 4), "recall": {k: round(v, 4) for k, v in m["recall"].items()},
             "images": m["support"]}
+
+
+def _multiclass_figures(y, p, pred) -> dict:
+    return _rounded(multiclass_metrics(y, p, pred))
 
 
 def choose_views(predictor: Predictor, data, cache: dict, tta: str) -> tuple[Predictor, dict]:
@@ -81,27 +84,16 @@ def choose_views(predictor: Predictor, data, cache: dict, tta: str) -> tuple[Pre
 
 
 def two_stage(predictor: Predictor, gate_path: str, data, cache: dict) -> tuple[Predictor, dict]:
-    """The 3-class decision: the model's own argmax, or the two-stage decision with `gate_path`'s binary model,
-    whichever has the higher macro recall on the stress validation among those whose normal recall there is at
-    least the gate's specificity (at its threshold); -> (the chosen predictor, the comparison)."""
+    """analysis.decision's rule with `gate_path`'s released binary model; -> (the chosen predictor, the comparison)."""
     gate_ckpt = ckpt_io.load(local_checkpoint(gate_path))
     gate = predictor_from(gate_ckpt, pick_device(), where=gate_path)
     if gate.num_classes != 2 or gate.threshold is None:
         raise UserError(f"--gate {gate_path}: expected a released binary model file (analysis.release output)")
-    staged = Predictor(predictor.members, predictor.views, None, gate, predictor.info)
-    gv = athreshold.predictor_validation(gate, data, cache)
-    spec = binary_metrics(gv.y_stress, gv.probs_stress, gate.threshold)["specificity"]
-    rows = {}
-    for name, p in (("argmax", predictor), ("two-stage", staged)):
-        v = athreshold.predictor_validation(p, data, cache)
-        rows[name] = {"validation": _multiclass_figures(v.y, v.probs, p.labels(v.probs)),
-                      "stress_validation": _multiclass_figures(v.y_stress, v.probs_stress, p.labels(v.probs_stress))}
-    ok = [n for n in rows if rows[n]["stress_validation"]["recall"]["normal"] >= spec] or list(rows)
-    chosen = max(ok, key=lambda n: rows[n]["stress_validation"]["macro_recall"])
-    return (staged if chosen == "two-stage" else predictor), {
-        "decision": chosen, "rule": "higher macro recall on the stress validation, with normal recall at least the "
-        "gate's stress specificity", "gate": relative_text(str(gate_path), None), "gate_threshold": gate.threshold,
-        "gate_stress_specificity": round(spec, 4), "compared": rows, "_gate": gate_ckpt}
+    d = decision.compare(predictor, gate, data, cache)
+    rounded = {n: {s: _rounded(m) for s, m in f.items()} for n, f in d.figures.items()}
+    return d.predictor, {"decision": d.chosen, "rule": decision.RULE, "gate": relative_text(str(gate_path), None),
+                         "gate_threshold": gate.threshold, "gate_stress_specificity": round(d.gate_specificity, 4),
+                         "compared": rounded, "_gate": gate_ckpt}
 
 
 def release(checkpoints: list[str], data: str | None, out: Path, command: str, tta: str = "auto",
@@ -147,8 +139,9 @@ def release(checkpoints: list[str], data: str | None, out: Path, command: str, t
     return info
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = checks.Parser(prog="python -m analysis.release", description=__doc__.split("\n")[0])
+    ap = cli.Parser(prog="python -m analysis.release", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                     help="a model file (checkpoint.pt or its folder, or an ensemble file); several: ensemble-selected")
     ap.add_argument("--data", default=None, help="the data set it was trained on (default: the bundled sample)")
@@ -159,14 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gate", default=None, metavar="BINARY", help="3-class only: a released binary model file; the "
                     "two-stage decision is kept if it wins on the stress validation")
     args = ap.parse_args(argv)
-    try:
-        out = checks.writable_folder("--out", args.out.parent) / args.out.name
-        info = release(args.checkpoints, args.data, out, args.command, args.tta, args.gate)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(info, indent=1))
-    return 0
+    if args.out.is_dir():
+        raise UserError(f"--out {args.out}: is a folder; pass the model file to write, e.g. models/binary.pt")
+    out = checks.writable_folder("--out", args.out.parent) / args.out.name
+    print(json.dumps(release(args.checkpoints, args.data, out, args.command, args.tta, args.gate), indent=1))
+    return OK
 
 
 if __name__ == "__main__":

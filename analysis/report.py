@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 from analysis.load import BEST_EPOCH, csv_frame, load_results
 from analysis import progress
 from analysis.progress import log as _log
-from study import checks
-from study.config import BEST_METRIC, CONFIRM_PREFIX, METRIC, UserError
+from study import checks, cli
+from study.config import BEST_METRIC, CONFIRM_PREFIX, METRIC
+from study.errors import OK, UserError
 
 if TYPE_CHECKING:
     from analysis.render import Doc
@@ -52,8 +53,7 @@ def _importance(trials, keys, scope, out):
 
 def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None,
           views: tuple[str, ...] | None = None) -> Path:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file; pass a folder for the report (it is created if missing)")
+    out = checks.writable_folder("--out", out)  # a file, a read-only folder or mount: one line before any work
     progress.start()
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
     _log(f"read {results_dir}")
@@ -115,10 +115,12 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
         sections.three_class_section(body, three, multiclass_metrics(vp3.y, vp3.probs), vp3.description)
         selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, root_of(three),
                                     **_models(res, choice3, "3class")))
+    gate = None
     for task, ch in (("binary", choice), ("3-class", choice3)):
         if ch is not None:
             _log(f"{task}: ensemble selection from the study's kept models ...")
-            selections.append(_ensemble(body, trials, ch.row, task, root_of(ch.row), cache, out, views))
+            sel, gate = _ensemble(body, trials, ch.row, task, root_of(ch.row), cache, out, views, gate)
+            selections.append(sel)
     tests = []
     if selections and test:
         _log("selection fixed; the test split, once ...")
@@ -166,28 +168,42 @@ def _thresholds(task: str, row, root_of, cache):
     return sel, vp, f1_t, table, headline, stress_table
 
 
-def _ensemble(body, trials, row, task: str, root, cache, out: Path, views):
+def _ensemble(body, trials, row, task: str, root, cache, out: Path, views, gate: dict | None):
     """Caruana's ensemble selection over the tree's kept models that share `row`'s data (analysis.ensemble),
-    written to OUT/ensemble-TASK.pt (the one model-file format), with its headline threshold chosen on its
-    own stress-validation probabilities; -> its Selection for the test split."""
-    from analysis import ensemble, sections
+    written to OUT/ensemble-TASK.pt (the one model-file format). Binary: its headline threshold is chosen on its
+    own stress-validation probabilities, and the file (with that threshold) is the gate of the 3-class
+    two-stage decision. 3-class with a gate: analysis.decision picks argmax or two stages on the stress
+    validation; the file holds the gate when two stages win. -> (its Selection for the test split, the gate)."""
+    from analysis import decision, ensemble, sections
     from analysis import threshold as athreshold
     from analysis.evaluate import Selection
     from study.engine import checkpoint as ckpt_io
+    from study.engine.device import pick_device
+    from study.engine.infer import predictor_from
     rows = ensemble.library_rows(trials, row)
     lib = ensemble.library(list(rows["checkpoint"]), [f"{e} / {t}" for e, t in zip(rows["experiment"], rows["trial_id"])],
                            root, cache, views)
     ens = ensemble.select(lib)
-    path = ckpt_io.save(out / f"ensemble-{task.replace('-', '')}.pt", ens.checkpoint())
-    thresholds = {}
+    body_ckpt, thresholds = ens.checkpoint(), {}
     if lib.num_classes == 2:
         headline, _ = athreshold.youden_threshold(lib.y_stress, ens.probs(True))
         thresholds = {athreshold.HEADLINE_RULE: headline}
+        body_ckpt["release"] = {"threshold": headline, "threshold_rule": athreshold.HEADLINE_RULE}
+        gate = body_ckpt
+    path = out / f"ensemble-{task.replace('-', '')}.pt"
     sections.ensemble_section(body, task, ens, thresholds, path)
+    if lib.num_classes == 3 and gate is not None:
+        device = pick_device()
+        d = decision.compare(predictor_from(body_ckpt, device), predictor_from(gate, device, "gate"), root, cache)
+        sections.decision_section(body, d)
+        if d.chosen == "two-stage":
+            body_ckpt = ckpt_io.ensemble(ckpt_io.members(body_ckpt), lib.views, body_ckpt["selection"], gate=gate)
+    ckpt_io.save(path, body_ckpt)
     return Selection(f"{task} ensemble", "ensemble", f"{len(ens.chosen)} of {len(lib.names)} models",
                      lib.cfg, thresholds, root, models=(str(path),),
-                     models_from=f"the ensemble selected above ({path.name}: {len(ens.chosen)} members, weights by picks)",
-                     views=lib.views)
+                     models_from=f"the ensemble selected above ({path.name}: {len(ens.chosen)} members, weights by picks"
+                                 + ("; two-stage decision with the binary ensemble" if "gate" in body_ckpt else "") + ")",
+                     views=lib.views), gate
 
 
 def _seed_recipe_control(res, trials, selected):
@@ -276,8 +292,9 @@ def reproduce(doc: Doc, results_dir, out, data, test: bool) -> None:
             + ("" if test else " --no-test"))
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = checks.Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
+    ap = cli.Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     ap.add_argument("results", metavar="RESULTS", help="STORAGE/EXPERIMENT (e.g. results/quick) or STORAGE; a folder "
                     "or a URI (s3://BUCKET/PREFIX, gs://...)")
     ap.add_argument("--out", required=True, type=Path, help="folder for report.html, report.md, trials.csv, figures")
@@ -287,14 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tta", default="none", metavar="VIEWS", help="test-time views for the ensembles: none (default), "
                     "all, or names of study/augment.py TTA_VIEWS joined by commas")
     args = ap.parse_args(argv)
-    try:
-        from study.engine.infer import parse_views
-        path = build(args.results, args.out, args.data, args.test, args.wandb, parse_views(args.tta))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    from study.engine.infer import parse_views
+    print(build(args.results, args.out, args.data, args.test, args.wandb, parse_views(args.tta)))
+    return OK
 
 
 if __name__ == "__main__":

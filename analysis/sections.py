@@ -249,3 +249,16 @@ def ensemble_section(doc: Doc, task: str, ens, thresholds: dict, path: Path) -> 
         doc.p(f"The ensemble's headline threshold: **{t:.2f}** ({rule}, on the ensemble's own stress-validation "
               f"probabilities). The test section scores it once, with everything above fixed.")
 
+
+
+def decision_section(doc: Doc, d) -> None:
+    """The 3-class decision (analysis.decision): argmax against two stages, per-class recall on both splits."""
+    from analysis.decision import RULE
+    doc.h(2, "Three classes: which decision knows a normal film (validation and stress validation)")
+    doc.p(f"Two decisions of the 3-class ensemble: its argmax, and two stages (the binary ensemble decides normal vs "
+          f"pneumonia at its headline threshold, the 3-class ensemble bacterial vs viral among the films it calls "
+          f"pneumonia). Chosen: **{d.chosen}** ({RULE}; the binary ensemble's stress specificity is "
+          f"{d.gate_specificity:.4f}). The test section scores the chosen one.")
+    rows = [{"decision": name, "data": split.replace("_", " "), "accuracy": m["accuracy"], "macro recall": m["macro_recall"],
+             **{f"recall {c}": m["recall"][c] for c in CLASSES}} for name, f in d.figures.items() for split, m in f.items()]
+    doc.table(pd.DataFrame(rows), "Per-class recall of both decisions on validation and the stress validation")

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pyarrow import fs as pafs
 
 from study.config import UserError
-from study.fetch import CREDENTIALS, fetch, first_line, is_uri, open_uri
+from study.fetch import fetch
+from study.storage import CREDENTIALS, first_line, is_uri, open_uri
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ Per image, independently: affine (rotation, x/y shift, zoom, x-shear about the c
 black fill) -> contrast (x * c) -> brightness (x + b) -> gamma (x ** g) -> Gaussian blur (with
 probability blur_p) -> Gaussian noise (with probability noise_p) -> clip to [0, 1].
   CPU trials: albumentations, one uint8 image at a time (`cpu_augment`), seeded per epoch.
-  GPU trials: kornia, the whole float batch on the device (`gpu_augment`), seeded per epoch
-  through torch's generator. tests/test_augment.py checks that both backends draw the same
+  GPU trials: kornia, the whole float batch on the device (`gpu_augment`), its parameters drawn
+  on the device from torch's generator there, seeded per epoch. tests/test_augment.py checks that both backends draw the same
   parameters and give the same output statistics.
 
 The stress validation set (`STRESS`, `stress_images`) is a separate, fixed, seeded set of
@@ -142,12 +142,15 @@ def kornia_pipeline(lv: AugmentLevel, resolution: int):
     return K.AugmentationSequential(*t) if t else None
 
 
-def gpu_augment(name: str, strength: float, resolution: int):
+def gpu_augment(name: str, strength: float, resolution: int, device=None):
     """-> None for no change, else f(float [B, 1, H, W] in [0, 1]) -> the same shape, clipped to [0, 1].
-    The caller seeds torch's generator (study.train reseeds it every epoch)."""
+    The pipeline and its random generator live on `device` (kornia draws per-image parameters there, so a
+    step makes no host round trip); the caller seeds torch's generators (the loop reseeds every epoch)."""
     pipeline = kornia_pipeline(level(name, strength), resolution)
     if pipeline is None:
         return None
+    if device is not None:
+        pipeline = pipeline.to(device)
 
     def apply(x):
         return pipeline(x).clamp_(0.0, 1.0)

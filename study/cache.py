@@ -1,6 +1,8 @@
 """Decode each image once and keep it as a uint8 array on disk.
 
-Resize policy: every image is read as 8-bit grayscale (RGB/RGBA/palette -> luminance, alpha dropped;
+Resize policy: the EXIF orientation tag is applied first (a phone photo of a film or an exported JPEG
+may be stored sideways with a tag saying so); an image with a side below MIN_SIDE px is skipped with
+its reason. Every image is read as 8-bit grayscale (RGB/RGBA/palette -> luminance, alpha dropped;
 16-bit -> min-max scaled to 0..255) and resized to a square `resolution` x `resolution` without
 keeping the aspect ratio, as the seed did (cv2.resize to 200x200). Large JPEG originals (up to
 ~3000 px) are first shrunk in the DCT domain (PIL `draft`) to no less than twice the target, then
@@ -14,19 +16,26 @@ is skipped for this run and read again by the next one, never cached as unreadab
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ORIENTATION = 0x0112  # the EXIF tag
 from tqdm import tqdm
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: EXIF orientation applied, images below MIN_SIDE skipped
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+# The shortest side (px) an image may have: the originals are 384 to 2916 px a side, and a film far
+# below the model's resolution (a thumbnail, a 1x1 placeholder) would be upscaled into a confident label.
+MIN_SIDE = 64
 
 
 def default_cache_dir() -> Path:
@@ -56,7 +65,10 @@ def decode(path: str | Path, resolution: int) -> tuple[np.ndarray, tuple[int, in
         raise BadImage("empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            im = ImageOps.exif_transpose(im) if im.getexif().get(ORIENTATION, 1) != 1 else im
             size = im.size
+            if min(size) < MIN_SIDE:
+                raise BadImage(f"too small: {size[0]}x{size[1]} px, below the {MIN_SIDE} px a side an X-ray needs here")
             if im.format == "JPEG":
                 im.draft("L", (2 * resolution, 2 * resolution))
             im.load()
@@ -140,14 +152,34 @@ def load_or_build(paths: list[Path], resolution: int, name: str, cache_dir: Path
     meta = {"ok": [r[0] is not None for r in results], "sizes": [r[1] for r in results],
             "errors": [r[2] for r in results], "transient": [r[3] for r in results],
             "files": [str(p) for p in paths], "resolution": resolution}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # Each file goes to a temp name and is renamed (atomic), the .json first and the .npy last: an
-    # entry counts only when both exist and agree, so a killed or concurrent build never leaves half of one.
-    tmp_meta = stem.with_suffix(f".tmp{os.getpid()}.json")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, meta_path)
-    tmp = stem.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, images)
-    os.replace(tmp, npy)
+    _store(stem, meta, images)
     return {"images": images, "ok": np.array(meta["ok"], dtype=bool), "sizes": meta["sizes"],
             "errors": meta["errors"], "built": True}
+
+
+def _store(stem: Path, meta: dict, images: np.ndarray) -> None:
+    """Write one cache entry; a cache folder that cannot be written (read-only, a file in the way, disk full)
+    is one warning line, and the run goes on with the images decoded in memory."""
+    # Each file goes to a temp name and is renamed (atomic), the .json first and the .npy last: an
+    # entry counts only when both exist and agree, so a killed or concurrent build never leaves half of one.
+    tmp_meta, tmp = stem.with_suffix(f".tmp{os.getpid()}.json"), stem.with_suffix(f".tmp{os.getpid()}.npy")
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp_meta, stem.with_suffix(".json"))
+        np.save(tmp, images)
+        os.replace(tmp, stem.with_suffix(".npy"))
+    except OSError as e:
+        for t in (tmp_meta, tmp):
+            try:
+                t.unlink(missing_ok=True)
+            except OSError:
+                pass
+        _warn_once(f"warning: the image cache {stem.parent} (PNEUMONIA_CACHE, default ~/.cache/pneumonia-tune) cannot "
+                   f"be written ({type(e).__name__}: {e.strerror or e}); decoding without a cache. Set PNEUMONIA_CACHE "
+                   f"to a folder you can write to")
+
+
+@functools.cache
+def _warn_once(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,46 +1,17 @@
-"""Command-line flags and paths, checked before any work starts (no Ray, no folder created).
+"""Output paths, checked before any work starts (no Ray, no folder created).
 
-Every CLI of the project parses with `Parser`: a usage mistake is one `error: ...` line on stderr
-naming the flag, exit 2. Number flags use the types below; output folders go through
-`writable_folder` (exists as a folder, or can be created; writable either way), probed by
-creating and removing one temporary file, which also catches read-only mounts and root-owned
-folders, where permission bits alone mislead.
+Output folders go through `writable_folder` (exists as a folder, or can be created; writable either
+way), probed by creating and removing one temporary file, which also catches read-only mounts and
+root-owned folders, where permission bits alone mislead.
 """
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import tempfile
 from pathlib import Path
 
-from study.config import UserError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one `error: ...` line (exit 2), like every other mistake."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-def _number(kind, low: float, inclusive: bool, what: str):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})") from None
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})")
-        return value
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
-
-
-positive_int = _number(int, 1, True, "a positive integer")
-nonnegative_int = _number(int, 0, True, "an integer >= 0")
-positive_float = _number(float, 0, False, "a number > 0")
-nonnegative_float = _number(float, 0, True, "a number >= 0")
+from study.errors import UserError
+from study.storage import is_uri
 
 
 def _probe(folder: Path) -> str | None:
@@ -77,6 +48,6 @@ def writable_folder(flag: str, path: str | Path) -> Path:
 
 def storage(flag: str, uri: str) -> str:
     """A local --storage is checked like any output folder; a URI (s3://, gs://) is left to Ray."""
-    if "://" in uri:
+    if is_uri(uri):
         return uri
     return str(writable_folder(flag, uri))

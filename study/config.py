@@ -28,10 +28,7 @@ from pydantic.dataclasses import dataclass as checked_dataclass
 from pydantic.fields import FieldInfo
 
 from study.augment import LEVELS as AUGMENT_LEVELS
-
-
-class UserError(Exception):
-    """A mistake a user can fix: CLIs print `error: <message>` on one line and exit 2."""
+from study.errors import UserError
 
 
 # ---- Metric names: defined once; the trainable reports them, the tuner optimises METRIC,
@@ -56,6 +53,7 @@ BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
 CONFIRM_PREFIX = "confirm-"      # the confirmation stage's experiments (study/confirm.py); never selected from
+METRICS_FILE = "metrics.json"    # beside a study.train checkpoint: every epoch's record
 SKIPPED_FILE = "skipped_files.json"  # beside a run's or an experiment's results: every file left out, with its reason
 # A run's status: every per-epoch record carries it (Ray's trial results and W&B with it).
 STATUS = "status"

@@ -20,37 +20,10 @@ from urllib.parse import urlsplit
 from pyarrow import fs as pafs
 
 from study.cache import default_cache_dir
-from study.config import UserError
+from study.errors import UserError
+from study.storage import CREDENTIALS, first_line, is_uri, local_path, open_uri
 
 MARKER = ".fetched"  # in a finished copy: the signature of the remote listing it copied
-CREDENTIALS = "this machine's credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL for another S3 server)"
-
-
-def is_uri(where) -> bool:
-    return "://" in str(where)
-
-
-def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path on it) for a URI; UserError naming the URI if pyarrow cannot open it."""
-    try:
-        filesystem, path = pafs.FileSystem.from_uri(uri)
-    except ValueError as e:  # ArrowInvalid: not a URI pyarrow knows
-        raise UserError(f"{uri}: cannot open it ({first_line(e)}); expected a URI such as s3://BUCKET/PREFIX, "
-                        f"gs://BUCKET/PREFIX or file:///ABSOLUTE/PATH") from None
-    except OSError as e:  # e.g. S3 looks up the bucket's region here
-        raise UserError(f"{uri}: cannot reach it ({first_line(e)}); check the URI, the network and {CREDENTIALS}") from None
-    return filesystem, path.rstrip("/") or path
-
-
-def local_path(uri: str) -> str | None:
-    """The path of a file:// URI (or any URI on the local filesystem); None for remote storage."""
-    filesystem, path = open_uri(uri)
-    return path if isinstance(filesystem, pafs.LocalFileSystem) else None
-
-
-def first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _files(uri: str, filesystem: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
@@ -85,7 +58,11 @@ def fetch(uri: str, dest: Path) -> Path:
         return target
     part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
     shutil.rmtree(part, ignore_errors=True)
-    part.mkdir(parents=True)
+    try:
+        part.mkdir(parents=True)
+    except OSError as e:
+        raise UserError(f"{dest}: cannot write the local copy of {uri} there ({type(e).__name__}: {e.strerror or e}); "
+                        f"set PNEUMONIA_CACHE to a folder you can write to") from None
     try:
         pafs.copy_files(path, str(part / name) if single else str(part), source_filesystem=filesystem,
                         destination_filesystem=pafs.LocalFileSystem(), use_threads=True)

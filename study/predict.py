@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from study import checks
+from study import cli
 from study.augment import TTA_VIEWS
 from study.cache import IMAGE_SUFFIXES, BadImage, decode
-from study.config import UserError
+from study.errors import OK, PARTIAL, UserError
 from study.data import CLASSES
 from study.engine.infer import EVAL_BATCH, Predictor, load_predictor, parse_views
 
@@ -111,8 +111,9 @@ def predict_files(predictor: Predictor, paths: list[str], as_json: bool) -> int:
     return failed
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = checks.Parser(prog="python -m study.predict", description=__doc__.split("\n")[0])
+    ap = cli.Parser(prog="python -m study.predict", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, metavar="PATH",
                     help="a model file: a checkpoint (checkpoint.pt or its folder) or an ensemble; default: the shipped "
                     "binary model")
@@ -132,15 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                  "(models/MODEL_CARD.md): drop --threshold or --three-class")
     path = args.model or SHIPPED[3 if args.three_class else 2]
     if not args.model and not path.is_file():
-        print(f"error: {path}: the shipped model is not here (it lives in the repository's models/ folder; install "
-              f"from a checkout with pip install -e ., or pass --model CHECKPOINT)", file=sys.stderr)
-        return 2
-    try:
-        views = parse_views(args.tta)
-        predictor = load_predictor(path)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(f"{path}: the shipped model is not here (it lives in the repository's models/ folder; install "
+                        f"from a checkout with pip install -e ., or pass --model CHECKPOINT)")
+    views = parse_views(args.tta)
+    predictor = load_predictor(path)
     if args.threshold is not None and predictor.num_classes != 2:
         ap.error(f"--threshold applies to a binary model; {path} is a 3-class model: drop --threshold")
     predictor = predictor.with_views(views)
@@ -151,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = predict_files(predictor, args.images, args.json)
     if failed:
         print(f"predict: {failed} of {len(args.images)} file(s) skipped", file=sys.stderr)
-    return 1 if failed else 0
+    return PARTIAL if failed else OK
 
 
 if __name__ == "__main__":

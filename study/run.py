@@ -46,19 +46,19 @@ if __name__ == "__main__":
 
 import ray  # noqa: E402
 import ray.tune  # noqa: E402
-from pyarrow import fs as pafs  # noqa: E402
 
 import search_spaces  # noqa: E402
 from study import checks  # noqa: E402
 from study.config import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED,  # noqa: E402
-                          CONFIRM_PREFIX, METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
+                          METRIC, MODE, SKIPPED_FILE, STOPPED_BY_ASHA, STUDY_FILE, TrainConfig, UserError,
                           parse_pairs, trial_budget, trial_status)
 from study.data import prepare, skipped_note  # noqa: E402
 from study.engine.divergence import WHY  # noqa: E402
 from study.confirm import plans as confirm_plans, trial_rows  # noqa: E402
 from study.select import config_key  # noqa: E402
 from study.progress import TrialProgress  # noqa: E402
-from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, storage_uri, wandb_callbacks  # noqa: E402
+from study.storage import absolute, exists, is_uri, read_text, remove_tree, write_text  # noqa: E402
+from study.tuner import build_tuner, can_restore, make_searcher, restore_tuner, wandb_callbacks  # noqa: E402
 
 IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a Ray Job's entrypoint only
 
@@ -94,31 +94,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue an interrupted study in --storage")
     ap.add_argument("--overwrite", action="store_true", help="delete an existing experiment folder first")
     return ap.parse_args(argv)
-
-
-def _write(uri: str, text: str) -> None:
-    """Write a small file at a local path or URI: to a temporary name, then moved (a kill leaves the old file)."""
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(f"{path}.tmp{os.getpid()}") as f:
-        f.write(text.encode())
-    filesystem.move(f"{path}.tmp{os.getpid()}", path)
-
-
-def _remove(uri: str) -> None:
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    filesystem.delete_dir(path)
-
-
-def _read(uri: str) -> str:
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    with filesystem.open_input_stream(path) as f:
-        return f.read().decode()
-
-
-def _exists(uri: str) -> bool:
-    filesystem, path = pafs.FileSystem.from_uri(uri)
-    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def experiment_plan(name: str, args: argparse.Namespace) -> tuple[TrainConfig, dict, object]:
@@ -194,8 +169,8 @@ def summarize(name: str, results, base: TrainConfig, space, path: str) -> dict:
 
 def target(name: str, args: argparse.Namespace) -> str:
     """STORAGE/EXPERIMENT; an existing one needs --resume or --overwrite (checked before Ray starts)."""
-    path = f"{storage_uri(args.storage).rstrip('/')}/{name}"
-    if not (args.resume and can_restore(path)) and _exists(path) and not args.overwrite:
+    path = f"{absolute(args.storage).rstrip('/')}/{name}"
+    if not (args.resume and can_restore(path)) and exists(path) and not args.overwrite:
         raise UserError(f"{path} exists; pass --resume to continue it, --overwrite to start again, or another --storage")
     return path
 
@@ -203,14 +178,14 @@ def target(name: str, args: argparse.Namespace) -> str:
 def study_record(args: argparse.Namespace, names: list[str]) -> dict:
     """STORAGE/study.json: the study's id (a UUID, kept by every later run into the same storage, --resume
     included: W&B groups all of a study's runs by it) and the experiments run into it."""
-    uri = f"{storage_uri(args.storage).rstrip('/')}/{STUDY_FILE}"
+    uri = f"{absolute(args.storage).rstrip('/')}/{STUDY_FILE}"
     try:
-        old = json.loads(_read(uri)) if _exists(uri) else {}
+        old = json.loads(read_text(uri)) if exists(uri) else {}
     except ValueError:
         raise UserError(f"{uri}: damaged (not JSON); delete it (a new study id is made) or restore it") from None
     rec = {"study_id": old.get("study_id") or uuid.uuid4().hex, "created": old.get("created") or time.strftime(
         "%Y-%m-%d %H:%M:%S"), "experiments": sorted(set(old.get("experiments", [])) | set(names))}
-    _write(uri, json.dumps(rec, indent=1))
+    write_text(uri, json.dumps(rec, indent=1))
     return rec
 
 
@@ -234,7 +209,7 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
     the same time, so Ray's trial table (one per experiment, interleaved) gives way to one line per trial."""
     base, param_space, space = plan
     data = data_cache[base.data_key()]
-    root = storage_uri(args.storage)
+    root = absolute(args.storage)
     path = target(name, args)
     callbacks = wandb_callbacks(args.wandb_project, study["study_id"], name)
     if together or not sys.stdout.isatty():  # a log file, a Ray Job, CI: one line per finished trial
@@ -243,18 +218,18 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
         print(f"{name}: resuming from {path} (finished trials are kept, not run again)", flush=True)
         tuner = restore_tuner(path, data, resources, shared=shared)  # Ray keeps the callbacks the experiment started with
     else:
-        if _exists(path):
-            _remove(path)  # --overwrite, or a confirmation stage of another selection (target() refused it otherwise)
+        if exists(path):
+            remove_tree(path)  # --overwrite, or a confirmation stage of another selection (target() refused it otherwise)
         tuner = build_tuner(data, param_space, name=name, storage=root, max_epochs=base.epochs, asha=space.ASHA,
                             num_samples=args.num_samples or space.NUM_SAMPLES, resources=resources,
                             callbacks=callbacks, max_failures=args.max_failures,
                             max_concurrent=args.max_concurrent, search_alg=make_searcher(space), shared=shared,
                             verbose=0 if together else 1)
-    _write(f"{path}/{SKIPPED_FILE}", json.dumps(data.skipped, indent=1))
+    write_text(f"{path}/{SKIPPED_FILE}", json.dumps(data.skipped, indent=1))
     if data.skipped:
         print(skipped_note(len(data.skipped), f"{path}/{SKIPPED_FILE}"), flush=True)
     meta = {"experiment": name, "question": space.QUESTION, "doc": space.__doc__, "command": " ".join(sys.argv),
-            "data_root": (args.data if "://" in args.data else str(Path(args.data).resolve())) if args.data else None,
+            "data_root": (args.data if is_uri(args.data) else str(Path(args.data).resolve())) if args.data else None,
             "data": data.description,
             "n_train": len(data.train.labels3), "n_val": len(data.val.labels3), "base_config": base.to_dict(),
             "searched": sorted(space.SPACE), "asha": space.ASHA, "max_epochs": base.epochs,
@@ -268,7 +243,7 @@ def run_experiment(name: str, args: argparse.Namespace, data_cache: dict, study:
     results = tuner.fit()
     meta["summary"] = summarize(name, results, base, space, path)
     meta["wall_seconds"] = round(time.time() - t0, 1)
-    _write(f"{path}/{STUDY_FILE}", json.dumps(meta, indent=1, default=str))
+    write_text(f"{path}/{STUDY_FILE}", json.dumps(meta, indent=1, default=str))
     return meta, trial_rows(name, results)
 
 
@@ -318,11 +293,11 @@ def replace_stale_confirmation(name: str, config: dict, args: argparse.Namespace
     """The arguments for running confirmation experiment `name`: resumed with --resume when it confirms the
     same configuration, else started again (a derived stage: an earlier command's confirmation of another
     selection, or another seed count, is replaced and the replacement printed)."""
-    path = f"{storage_uri(args.storage).rstrip('/')}/{name}"
-    if not _exists(path):
+    path = f"{absolute(args.storage).rstrip('/')}/{name}"
+    if not exists(path):
         return args
     try:
-        old = json.loads(_read(f"{path}/{STUDY_FILE}"))
+        old = json.loads(read_text(f"{path}/{STUDY_FILE}"))
         same = (config_key(old.get("base_config") or {}) == config_key(config)
                 and (old.get("summary") or {}).get("trials") == len(config["seed"]["grid_search"]))
     except (OSError, ValueError):  # no study.json yet: it was interrupted; --resume continues it as it was
@@ -368,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             ray.init(address="local", include_dashboard=False, configure_logging=False)
             started = True
         study = study_record(args, names)
-        print(f"study {study['study_id']} in {storage_uri(args.storage)}", flush=True)
+        print(f"study {study['study_id']} in {absolute(args.storage)}", flush=True)
         resources, shared = trial_resources(args), {}
         done = run_together(names, args, data_cache, study, plans, resources, shared)
         metas, rows = [m for m, _ in done], [r for _, rs in done for r in rs]

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import sys
 
+from study import checks, cli
+from study.config import (DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, METRICS_FILE, SKIPPED_FILE, STATUS,
+                          TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_LOSS, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
+                          TrainConfig)
 from study.engine import checkpoint as ckpt_io
-from study import checks
-from study.config import (DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, SKIPPED_FILE, STATUS, TRAIN_ACCURACY,
-                          TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_LOSS, VAL_SHIFT_AUC, VAL_SHIFT_BACC, TrainConfig, UserError)
+from study.errors import OK, PARTIAL
+from study.storage import write_text
 from study.data import prepare, skipped_note
 from study.engine.divergence import WHY
 from study.engine.device import pick_device, resolve_precision
@@ -32,25 +35,21 @@ def format_record(r: dict) -> str:
             + ("  (early stop)" if r[EARLY_STOPPED] else ""))
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = checks.Parser(prog="python -m study.train", description="Train one configuration.")
+    ap = cli.Parser(prog="python -m study.train", description="Train one configuration.")
     ap.add_argument("--data", default=None, help="data set folder (default: the bundled sample)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a TrainConfig field, e.g. --set lr=0.01 --set filters=[16,32,64,64]")
     ap.add_argument("--out", required=True, help="output folder for checkpoint.pt and metrics.json")
     ap.add_argument("--strict", action="store_true", help="an unreadable or misnamed image is an error, not a skip")
     args = ap.parse_args(argv)
-    try:
-        cfg = TrainConfig.from_strings(args.set)
-        out = checks.writable_folder("--out", args.out)
-        data = prepare(args.data, cfg, strict=args.strict)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = TrainConfig.from_strings(args.set)
+    out = checks.writable_folder("--out", args.out)
+    data = prepare(args.data, cfg, strict=args.strict)
     device = pick_device()
     print(data.description, f"| device {device}, {resolve_precision(cfg, device)}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SKIPPED_FILE).write_text(json.dumps(data.skipped, indent=1))
+    write_text(out / SKIPPED_FILE, json.dumps(data.skipped, indent=1))
     if data.skipped:
         print(skipped_note(len(data.skipped), out / SKIPPED_FILE), flush=True)
 
@@ -58,16 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         print(format_record(rec), flush=True)
         if rec[STATUS] != DIVERGED:  # keep the records, never the broken weights
             state.save(out)
-        (out / "metrics.json").write_text(json.dumps(state.records, indent=1))
+        write_text(out / METRICS_FILE, json.dumps(state.records, indent=1))
 
     state = fit(cfg, data, on_epoch, device=device)
     if (last := state.records[-1])[STATUS] == DIVERGED:
         ckpt_io.path_of(out).unlink(missing_ok=True)  # no model to predict with
         print(f"diverged at epoch {last[EPOCH]} ({last[WHY]}) with lr={cfg.lr:g}, {cfg.optimizer}: "
-              f"stopped, no model kept; {out}/metrics.json has the epochs. Try a smaller lr.", file=sys.stderr)
-        return 1
-    print(f"best {METRIC} {state.best_metric:.4f} at epoch {state.best_epoch}; wrote {out}/checkpoint.pt, metrics.json")
-    return 0
+              f"stopped, no model kept; {out}/{METRICS_FILE} has the epochs. Try a smaller lr.", file=sys.stderr)
+        return PARTIAL
+    print(f"best {METRIC} {state.best_metric:.4f} at epoch {state.best_epoch}; wrote {out}/{ckpt_io.FILE}, {METRICS_FILE}")
+    return OK
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ decides what to run, study/trainable.py what one trial does.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from study.config import ASHA_METRIC, ERROR_MESSAGE, MODE, STATUS
 from study.engine.divergence import WHY
 from study.data import TrainData
+from study.storage import absolute
 from study.trainable import train_trial
 
 SEARCH_SEED = 0  # Ray's sampling of random domains (e.g. seeds) is reproducible too
@@ -97,11 +97,6 @@ def _trainable(data: TrainData, resources: dict, trainable: Callable | None = No
         return shared[key].__name__
 
 
-def storage_uri(storage: str) -> str:
-    """Ray wants an absolute path or a URI (s3://, gs://, or an NFS path for multi-node)."""
-    return storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
-
-
 def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, storage: str, max_epochs: int,
                 asha: dict | None, num_samples: int, resources: dict, callbacks: list | None = None,
                 max_failures: int = 2, trainable: Callable | None = None, max_concurrent: int = 0,
@@ -127,7 +122,7 @@ def build_tuner(data: TrainData, param_space: dict[str, Any], *, name: str, stor
             scheduler=scheduler, num_samples=num_samples,
             search_alg=search_alg, max_concurrent_trials=max_concurrent or None, reuse_actors=reuse_actors),
         run_config=tune.RunConfig(
-            name=name, storage_path=storage_uri(storage), callbacks=keep_scheduler + (callbacks or []), verbose=verbose,
+            name=name, storage_path=absolute(storage), callbacks=keep_scheduler + (callbacks or []), verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),  # the latest holds the best weights too
     )

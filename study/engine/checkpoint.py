@@ -39,6 +39,7 @@ is read by the same `load`; anything else is refused with a one-line UserError.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -48,7 +49,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from study.config import TrainConfig, UserError
+from study.config import TrainConfig
+from study.errors import IOFailure, UserError
 from study.model import build_model
 
 FORMAT_VERSION = 2   # 2: ensembles, the lr schedule's state; 1 (single models only) is still read
@@ -72,13 +74,26 @@ def save(path: str | Path, ckpt: dict, inference_only: bool = False) -> Path:
     p = Path(path)
     if p.suffix != ".pt":
         p = p / FILE
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IOFailure.writing(p.parent, e) from None
     body = {**ckpt, "format_version": FORMAT_VERSION}
     if inference_only:
         body = {k: v for k, v in body.items() if k in INFERENCE_KEYS}
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    torch.save(body, tmp)
-    os.replace(tmp, p)
+    buffer = io.BytesIO()
+    torch.save(body, buffer)  # serialised in memory first: torch's own writer hides the OS error (disk full...)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+        os.replace(tmp, p)
+    except OSError as e:  # disk full, a file-size limit, a read-only mount: the previous checkpoint stays
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise IOFailure.writing(p, e, "the previous checkpoint there, if any, is kept") from None
     return p
 
 

@@ -26,9 +26,9 @@ from torch.utils.data import WeightedRandomSampler
 from study.engine import checkpoint as ckpt_io
 from study.augment import cpu_augment, gpu_augment
 from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, FINISHED, METRIC, RUNNING,
-                          STATUS, TRAIN_ACCURACY, TRAIN_LOSS, TrainConfig, UserError)
+                          STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_LOSS, TrainConfig, UserError)
 from study.data import TrainData, targets
-from study.engine.divergence import CHECK_STEPS, diverged_record, divergence
+from study.engine.divergence import diverged_record, divergence, exploded
 from study.engine.device import on_device, pick_device, resolve_precision, seed_everything
 from study.engine.infer import evaluate, forward, inputs, layout, loss_value, predicted
 from study.model import build_model
@@ -128,31 +128,36 @@ def augment_backend(device: torch.device) -> str:
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                     images: np.ndarray, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, epoch: int,
-                    schedule=None) -> dict:
+                    schedule=None, labels: np.ndarray | None = None) -> dict:
     """One pass over (x, y) in an order fixed by (seed, epoch) (`epoch_order`). `images` is the CPU
-    copy of `x`, read only by the CPU augmentation; `schedule` (make_schedule) steps after every
-    optimizer step. Returns train loss and accuracy."""
+    copy of `x`, read only by the CPU augmentation; `labels` the host copy of `y` (default: read from
+    y once); `schedule` (make_schedule) steps after every optimizer step. Returns train loss and accuracy.
+
+    Nothing in the step loop reads the device from the host (tests/test_host_reads.py): the epoch's
+    order goes to the device once, batches are sliced there, the kornia pipeline draws its parameters
+    there, and loss and accuracy are summed there and read once, after the last step. So the host
+    queues steps ahead of an accelerator. A non-finite loss is found at the epoch's end (fit), which
+    costs at most the rest of that epoch."""
     model.train()
     device = x.device
     seed = cfg.seed * 100_003 + epoch
-    torch.manual_seed(seed)  # dropout and kornia draw from here: a resumed run repeats an epoch exactly
-    order = epoch_order(cfg, y.cpu().numpy(), epoch)
+    torch.manual_seed(seed)  # dropout and kornia draw from here (all devices): a resumed run repeats an epoch exactly
+    order_host = epoch_order(cfg, y.cpu().numpy() if labels is None else labels, epoch)
     on_gpu = augment_backend(device) == "kornia"
     cpu_aug = None if on_gpu else cpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution, seed)
-    gpu_aug = gpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution) if on_gpu else None
+    gpu_aug = gpu_augment(cfg.augment, cfg.augment_strength, cfg.resolution, device) if on_gpu else None
+    order = order_host if cpu_aug else order_host.to(device)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for step, start in enumerate(range(0, len(order), cfg.batch_size)):
-        if step and step % CHECK_STEPS == 0 and not torch.isfinite(total_loss):
-            break  # diverged: the loss stays non-finite; fit() ends the run
+    for start in range(0, len(order), cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
-        if cpu_aug:
-            xb = inputs(torch.from_numpy(cpu_aug(images[idx.numpy()])).to(device), cfg)
+        if cpu_aug:  # the CPU path: the batch is on the host anyway
+            xb = inputs(torch.from_numpy(cpu_aug(images[idx.numpy()])), cfg)
         else:
-            xb = inputs(x[idx.to(device)], cfg)
+            xb = inputs(x[idx], cfg)
             if gpu_aug:
                 xb = layout(gpu_aug(xb), cfg)
-        yb = y[idx.to(device)]
+        yb = y[idx]
         loss, logits = train_step(model, optimizer, loss_fn, xb, yb, cfg)
         if schedule is not None:
             schedule.step()
@@ -228,13 +233,16 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
         rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch,
                                                   schedule)}
         why = divergence(model, rec[TRAIN_LOSS])
+        if not why:
+            scored = evaluate(model, loss_fn, x_val, y_val, cfg, stress)[0]
+            why = exploded(scored[VAL_LOSS])
         if why:  # the run ends here; the best weights stay those of a finite epoch
             state.epoch, rec = epoch, diverged_record(epoch, rec, why, state.best_epoch, time.perf_counter() - t0)
             state.records.append(rec)
             if on_epoch:
                 on_epoch(rec, state)
             break
-        rec.update(evaluate(model, loss_fn, x_val, y_val, cfg, stress)[0])
+        rec.update(scored)
         if rec[METRIC] > state.best_metric:
             state.best_metric, state.best_epoch, state.bad_epochs = rec[METRIC], epoch, 0
             state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

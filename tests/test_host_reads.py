@@ -1,0 +1,112 @@
+"""Issue 22: nothing inside the training step loop reads the device from the host, and the same seed still
+gives the same numbers.
+
+The host-read test runs the accelerator's path on this CPU (kornia on the whole batch, the data set as
+device tensors) and counts, between the start of the first optimizer step and the end of the last, every
+call that would make the host wait for a GPU: `.item()`, `.cpu()`, `.tolist()`, `.numpy()`, `bool()`,
+`float()` and `int()` of a tensor, and `.to()` the CPU from another device. The epoch's bookkeeping (its
+loss and accuracy) is read once, after the last step, and is not counted.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny
+from study.engine import loop
+
+HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+# Reads of tensors that live on the host by design, so nothing waits for the device: torch.optim's step
+# counters (CPU tensors unless the optimizer is fused or capturable; on CUDA Adam is fused) and kornia's
+# host-side copy of the blur sigmas it checks. Named by (file, function) of the reading frame.
+HOST_SIDE = {("torch/optim/optimizer.py", "_get_value"), ("kornia/filters/gaussian.py", "_gaussian_blur2d")}
+
+
+def _reader() -> tuple[str, str]:
+    frame = traceback.extract_stack()[-3]
+    return frame.filename.split("site-packages/")[-1], frame.name
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """-> list of (method, steps started, steps finished) for every host read while training."""
+    log: list = []
+    state = {"started": 0, "finished": 0}
+    for name in HOST_READS:
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, _name=name, **k):
+            if _reader() not in HOST_SIDE:
+                log.append((_name, state["started"], state["finished"]))
+            return _real(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    real_to = torch.Tensor.to
+
+    def to(self, *a, **k):
+        target = next((x for x in (*a, k.get("device")) if isinstance(x, (torch.device, str))), None)
+        if target is not None and torch.device(target).type == "cpu" and self.device.type != "cpu":
+            log.append(("to(cpu)", state["started"], state["finished"]))
+        return real_to(self, *a, **k)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    real_step = loop.train_step
+
+    def step(*a, **k):
+        state["started"] += 1
+        out = real_step(*a, **k)
+        state["finished"] += 1
+        return out
+    monkeypatch.setattr(loop, "train_step", step)
+    return log, state
+
+
+@pytest.mark.parametrize("recipe", [dict(augment="medium"), dict(augment="none", lr_schedule="cosine"),
+                                    dict(class_balance="sampler", num_classes=3)])
+def test_no_host_read_inside_the_training_step_loop(recipe, tiny_data, counted, monkeypatch):
+    monkeypatch.setattr(loop, "augment_backend", lambda device: "kornia")  # the GPU path, on this CPU
+    log, state = counted
+    cfg = tiny(batch_size=8, epochs=2, **recipe)  # 37 steps an epoch: more than the 32 between the old finite-loss checks
+    device = torch.device("cpu")
+    model = loop.build_model(cfg).to(memory_format=torch.channels_last)
+    optimizer = loop.make_optimizer(cfg, model.parameters())
+    schedule = loop.make_schedule(cfg, optimizer, len(tiny_data.train.labels3))
+    loss_fn = loop.make_loss(cfg, tiny_data.train.labels3, device)
+    x = torch.from_numpy(tiny_data.train.images)
+    labels = loop.targets(tiny_data.train.labels3, cfg.num_classes)
+    y = torch.from_numpy(labels)
+    log.clear()
+    loop.train_one_epoch(model, optimizer, loss_fn, tiny_data.train.images, x, y, cfg, 1, schedule, labels)
+    steps = state["started"]
+    assert steps == state["finished"] == 37
+    inside = [(name, s, f) for name, s, f in log if s >= 1 and f < steps]
+    assert not inside, f"host reads inside the step loop: {inside[:10]} ({len(inside)} in all)"
+    assert [name for name, s, f in log if f == steps] == ["item", "item"]  # loss and accuracy, once, at the end
+
+
+PINNED = Path(__file__).parent / "helpers" / "pinned_epochs.json"
+
+
+def _run(**kw) -> list[dict]:
+    from study.data import prepare
+    from study.engine.loop import fit
+    cfg = tiny(epochs=2, precision="fp32", **kw)
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in fit(cfg, prepare(None, cfg, progress=False)).records]
+
+
+def test_same_seed_same_numbers_pinned():
+    """A short CPU run's per-epoch metrics, pinned in tests/helpers/pinned_epochs.json (fp32, so no CPU's bf16
+    path changes them): a change to the loop that moves any number fails here."""
+    want = json.loads(PINNED.read_text())
+    got = {"default": _run(), "seed_recipe_cosine": _run(augment="none", norm="none", class_balance="none",
+                                                          lr_schedule="cosine", seed=3)}
+    for name in want:
+        for a, b in zip(got[name], want[name]):
+            assert a.keys() == b.keys()
+            for k in a:
+                if isinstance(a[k], float):
+                    assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (name, a["epoch"], k)
+                else:
+                    assert a[k] == b[k], (name, a["epoch"], k)

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from analysis.curves import heatmap_figure
-from analysis.load import AT_BEST, BEST_EPOCH, Experiment, Results, fmt
-from study.config import (BEST_METRIC, EPOCH, METRIC, SEED_RECIPE, TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS,
-                          VAL_PRECISION, VAL_RECALL, TrainConfig)
+import search_spaces
+from analysis.figures import heatmap_figure
+from analysis.results.load import AT_BEST, BEST_EPOCH, Experiment, Results, fmt
+from study.config import SEED_RECIPE, TrainConfig
+from study.errors import UserError
+from study.names import BEST_METRIC, EPOCH, METRIC, TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS, VAL_PRECISION, VAL_RECALL
 
 
 @dataclass
@@ -251,24 +253,57 @@ def early_stopping(exp: Experiment, noise, a: Answer) -> None:
     a.tables.append(("Peak epoch and deterioration after it, per trial", df))
 
 
+def seed_spread_answer(exp: Experiment, noise, a: Answer, out: Path) -> None:
+    v = exp.trials[BEST_METRIC].dropna()
+    a.text.append(f"Best {METRIC} over {len(v)} seeds: {v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f} "
+                  f"(min {v.min():.4f}, max {v.max():.4f}); differences elsewhere smaller than this std are noise.")
+
+
+def _keys(exp: Experiment) -> list[str]:
+    return [k for k in exp.searched if k != "seed"]
+
+
+def compare_answer(exp: Experiment, noise, a: Answer, out: Path) -> None:
+    compare_to_reference(exp, _keys(exp), noise, a)
+
+
+def factors_answer(exp: Experiment, noise, a: Answer, out: Path) -> None:
+    """A grid of several factors: the comparison with the seed's settings, then each factor's mean over the others."""
+    compare_to_reference(exp, _keys(exp), noise, a)
+    if len(_keys(exp)) >= 2:
+        recipe_extra(exp, _keys(exp), a)
+
+
+def dropout_answer(exp: Experiment, noise, a: Answer, out: Path) -> None:
+    compare_to_reference(exp, _keys(exp), noise, a)
+    dropout_extra(exp, a)
+
+
+# The answer a search space names (study.tune.space.SearchSpace.answer, in study.json as "answer").
+ANSWERS = {"seed_spread": seed_spread_answer, "confirmation": seed_spread_answer, "compare": compare_answer,
+           "factors": factors_answer, "dropout": dropout_answer,
+           "optimizers": lambda exp, noise, a, out: optimizers(exp, noise, a, out),
+           "early_stopping": lambda exp, noise, a, out: early_stopping(exp, noise, a)}
+
+
+def answer_name(exp: Experiment) -> str:
+    """The experiment's answer: the one its study.json records; a tree from before that was recorded takes
+    the answer its search space names today (a space no longer known: the plain comparison)."""
+    if exp.meta.get("answer") in ANSWERS:
+        return exp.meta["answer"]
+    try:
+        return search_spaces.load(exp.name).answer
+    except UserError:
+        return "seed_spread" if not _keys(exp) else "compare"
+
+
 def answer(res: Results, exp: Experiment, out: Path) -> Answer:
     noise, src = seed_spread(res, exp)
     a = Answer([_generic(exp, noise, src)])
-    keys = [k for k in exp.searched if k != "seed"]
     if not exp.trials[BEST_METRIC].notna().any():
         return a
-    if exp.name == "baseline" or not keys:
-        v = exp.trials[BEST_METRIC].dropna()
-        a.text.append(f"Best {METRIC} over {len(v)} seeds: {v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f} "
-                      f"(min {v.min():.4f}, max {v.max():.4f}); differences elsewhere smaller than this std are noise.")
-    elif {"optimizer", "lr"} <= set(keys):
-        optimizers(exp, noise, a, out)
-    elif "early_stopping_patience" in keys:
-        early_stopping(exp, noise, a)
-    else:
-        compare_to_reference(exp, keys, noise, a)
-        if "dropout" in keys:
-            dropout_extra(exp, a)
-        if len(keys) >= 2:  # a grid of several factors: each factor's mean over the others
-            recipe_extra(exp, keys, a)
+    name = answer_name(exp)
+    if not _keys(exp) and name != "seed_spread":
+        name = "seed_spread"  # nothing but seeds searched
+    ANSWERS[name](exp, noise, a, out)
     return a

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.threshold import predictor_validation
+from analysis.thresholds import predictor_validation
 from study.engine.infer import Predictor
 from study.engine.metrics import binary_metrics, multiclass_metrics
 

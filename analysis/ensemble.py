@@ -32,14 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.threshold import predictor_validation
-from analysis.tree import local_checkpoint
+from analysis.thresholds import predictor_validation
+from analysis.results.tree import local_checkpoint
+from study.config import DATA_FIELDS, TrainConfig
 from study.engine import checkpoint as ckpt_io
 from study.engine.device import pick_device
 from study.engine.infer import NO_TTA, predictor_from
 from study.engine.metrics import balanced_log_loss, classification_metrics
-from study.config import DATA_FIELDS, EARLY_STOPPED, FINISHED, STOPPED_BY_ASHA, TrainConfig, UserError
-from study.select import hashable
+from study.errors import UserError
+from study.names import EARLY_STOPPED, FINISHED, STOPPED_BY_ASHA
+from study.tune.ranking import hashable
 
 RULE = "balanced log-loss on the stress validation"
 MAX_PICKS = 10     # rounds; weights are multiples of 1/picks

@@ -15,8 +15,8 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.inspection import permutation_importance
 
-from analysis.load import fmt
-from study.config import BEST_METRIC, METRIC
+from analysis.results.load import fmt
+from study.names import BEST_METRIC, METRIC
 
 MIN_TRIALS = 8
 

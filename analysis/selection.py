@@ -1,4 +1,4 @@
-"""Choosing the configuration for the report: study.select's rule (configurations ranked by their
+"""Choosing the configuration for the report: study.tune.ranking's rule (configurations ranked by their
 mean selection score over seeds; the representative trial is the best seed) applied to a results
 tree's trials frame, with the table the report shows and the best-of-N selection bias.
 
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, stats
 
-from analysis.load import AT_BEST
-from study.config import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
-from study.select import rank
+from analysis.results.load import AT_BEST
+from study.names import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
+from study.tune.ranking import rank
 
 
 def expected_max_normal(n: int) -> float:
@@ -29,7 +29,7 @@ def expected_max_normal(n: int) -> float:
 
 
 def pooled_seed_std(groups: list[dict]) -> tuple[float | None, int]:
-    """Pooled within-configuration std of the selection score (study.select.rank's groups), and its d.o.f."""
+    """Pooled within-configuration std of the selection score (study.tune.ranking.rank's groups), and its d.o.f."""
     ss = sum(g["std"] ** 2 * (g["seeds"] - 1) for g in groups if g["std"] is not None)
     dof = sum(g["seeds"] - 1 for g in groups if g["std"] is not None)
     return (float(np.sqrt(ss / dof)), int(dof)) if dof else (None, 0)
@@ -64,7 +64,7 @@ class Choice:
 
 def choose(trials: pd.DataFrame, num_classes: int) -> Choice | None:
     """The configuration with the highest mean selection score among trials of `num_classes`
-    (study.select.rank); None if no trial can be selected."""
+    (study.tune.ranking.rank); None if no trial can be selected."""
     t = trials[trials["num_classes"] == num_classes]
     rows = [{"experiment": r["experiment"], "config": r["config"], "score": float(r[BEST_METRIC]),
              "checkpoint": r["checkpoint"], "status": r.get("status"), "index": i} for i, r in t.iterrows()]

@@ -13,13 +13,20 @@ recipe's augmentation and class balance.
 """
 from ray import tune
 
-QUESTION = "Q3.1 B: which two added layers improve accuracy"
-FIXED = {"norm": "none"}  # batch norm is a candidate layer here, so not already everywhere
-SPACE = {
-    "extra_layers": tune.grid_search([(), ("conv", "conv"), ("conv", "batchnorm"), ("conv", "dense"),
-                                      ("conv", "dropout"), ("batchnorm", "dropout")]),
-    "seed": tune.randint(0, 10_000),
-}
-NUM_SAMPLES = 2
-MAX_EPOCHS = 12
-ASHA = {"grace_period": 4, "reduction_factor": 2}
+from study.tune.space import Asha, SearchSpace
+
+SPACE = SearchSpace(
+    name="add_two_layers",
+    question="Q3.1 B: which two added layers improve accuracy",
+    doc=__doc__,
+    fixed={"norm": "none"},  # batch norm is a candidate layer here, so not already everywhere
+    searched={
+        "extra_layers": tune.grid_search([(), ("conv", "conv"), ("conv", "batchnorm"), ("conv", "dense"),
+                                          ("conv", "dropout"), ("batchnorm", "dropout")]),
+        "seed": tune.randint(0, 10_000),
+    },
+    num_samples=2,
+    max_epochs=12,
+    asha=Asha(grace_period=4, reduction_factor=2),
+    answer="compare",
+)

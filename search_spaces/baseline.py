@@ -10,10 +10,15 @@ so this stays the Q1 control whatever recipe TrainConfig's defaults carry.
 from ray import tune
 
 from study.config import SEED_RECIPE
+from study.tune.space import SearchSpace
 
-QUESTION = "Q1: accuracy of the seed network, and its seed-to-seed spread"
-FIXED = dict(SEED_RECIPE)
-SPACE = {"seed": tune.grid_search([0, 1, 2, 3, 4])}
-NUM_SAMPLES = 1
-MAX_EPOCHS = 12
-ASHA = None
+SPACE = SearchSpace(
+    name="baseline",
+    question="Q1: accuracy of the seed network, and its seed-to-seed spread",
+    doc=__doc__,
+    fixed=dict(SEED_RECIPE),
+    searched={"seed": tune.grid_search([0, 1, 2, 3, 4])},
+    num_samples=1,
+    max_epochs=12,
+    answer="seed_spread",
+)

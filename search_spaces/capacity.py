@@ -14,13 +14,18 @@ epoch budget has to be trained for, not read off one long curve (as optimizers.p
 """
 from ray import tune
 
-QUESTION = "Capacity: how much network (width) and how long a schedule (lr schedule x epochs) the default recipe needs"
-FIXED = {}
-SPACE = {
-    "filters": tune.grid_search([(16, 16, 16, 16), (32, 32, 32, 32), (64, 64, 64, 64)]),
-    "lr_schedule": tune.grid_search(["none", "cosine", "onecycle"]),
-    "epochs": tune.grid_search([6, 12, 24]),
-}
-NUM_SAMPLES = 1
-MAX_EPOCHS = 24
-ASHA = None
+from study.tune.space import SearchSpace
+
+SPACE = SearchSpace(
+    name="capacity",
+    question="Capacity: how much network (width) and how long a schedule (lr schedule x epochs) the default recipe needs",
+    doc=__doc__,
+    searched={
+        "filters": tune.grid_search([(16, 16, 16, 16), (32, 32, 32, 32), (64, 64, 64, 64)]),
+        "lr_schedule": tune.grid_search(["none", "cosine", "onecycle"]),
+        "epochs": tune.grid_search([6, 12, 24]),
+    },
+    num_samples=1,
+    max_epochs=24,
+    answer="factors",
+)

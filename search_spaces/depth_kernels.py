@@ -8,12 +8,18 @@ Filters per block (the "depth" of each conv layer) x kernel side per block, 4 bl
 """
 from ray import tune
 
-QUESTION = "Q3.1 C: which change of filters per layer / kernel size improves accuracy"
-FIXED = {}
-SPACE = {
-    "filters": tune.grid_search([(32, 32, 32, 32), (16, 16, 16, 16), (64, 64, 64, 64), (16, 32, 64, 128)]),
-    "kernel_sizes": tune.grid_search([(3, 3, 3, 3), (5, 5, 3, 3)]),
-}
-NUM_SAMPLES = 1
-MAX_EPOCHS = 12
-ASHA = {"grace_period": 4, "reduction_factor": 2}
+from study.tune.space import Asha, SearchSpace
+
+SPACE = SearchSpace(
+    name="depth_kernels",
+    question="Q3.1 C: which change of filters per layer / kernel size improves accuracy",
+    doc=__doc__,
+    searched={
+        "filters": tune.grid_search([(32, 32, 32, 32), (16, 16, 16, 16), (64, 64, 64, 64), (16, 32, 64, 128)]),
+        "kernel_sizes": tune.grid_search([(3, 3, 3, 3), (5, 5, 3, 3)]),
+    },
+    num_samples=1,
+    max_epochs=12,
+    asha=Asha(grace_period=4, reduction_factor=2),
+    answer="factors",
+)

@@ -8,12 +8,18 @@ would favour p=0.
 """
 from ray import tune
 
-QUESTION = "Q3.3 E: the effect of the dropout probability"
-FIXED = {"dropout_place": "dense"}
-SPACE = {
-    "dropout": tune.grid_search([0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75]),
-    "seed": tune.randint(0, 10_000),
-}
-NUM_SAMPLES = 2
-MAX_EPOCHS = 12
-ASHA = None
+from study.tune.space import SearchSpace
+
+SPACE = SearchSpace(
+    name="dropout",
+    question="Q3.3 E: the effect of the dropout probability",
+    doc=__doc__,
+    fixed={"dropout_place": "dense"},
+    searched={
+        "dropout": tune.grid_search([0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75]),
+        "seed": tune.randint(0, 10_000),
+    },
+    num_samples=2,
+    max_epochs=12,
+    answer="dropout",
+)

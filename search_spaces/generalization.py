@@ -6,7 +6,7 @@ recipe scored 0.99 on validation but 0.78 on the official test (specificity 0.42
 validation accuracy ranked recipes backwards against the test. So this experiment compares
 recipes, and every trial is scored on the stress validation (study.augment.STRESS: the
 validation images under other processing, exposure, framing and detector), balanced over the
-classes (METRIC in study/config.py), not on validation accuracy.
+classes (METRIC in study/names.py), not on validation accuracy.
 
 Grid, 4 x 3 x 2 = 24 recipes, 2 seeds each (48 trials):
   augment        none (the seed) / light / medium / strong: study/augment.py declares each level
@@ -17,14 +17,19 @@ experiment exists to measure. Resolution stays that of the experiment (200 px by
 """
 from ray import tune
 
-QUESTION = "Which training recipe (augmentation, class balance, normalisation) generalizes beyond the train distribution"
-FIXED = {}
-SPACE = {
-    "augment": tune.grid_search(["none", "light", "medium", "strong"]),
-    "class_balance": tune.grid_search(["none", "weights", "sampler"]),
-    "norm": tune.grid_search(["none", "batch"]),
-    "seed": tune.randint(0, 10_000),
-}
-NUM_SAMPLES = 2
-MAX_EPOCHS = 20
-ASHA = None
+from study.tune.space import SearchSpace
+
+SPACE = SearchSpace(
+    name="generalization",
+    question="Which training recipe (augmentation, class balance, normalisation) generalizes beyond the train distribution",
+    doc=__doc__,
+    searched={
+        "augment": tune.grid_search(["none", "light", "medium", "strong"]),
+        "class_balance": tune.grid_search(["none", "weights", "sampler"]),
+        "norm": tune.grid_search(["none", "batch"]),
+        "seed": tune.randint(0, 10_000),
+    },
+    num_samples=2,
+    max_epochs=20,
+    answer="factors",
+)

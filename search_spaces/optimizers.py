@@ -12,13 +12,20 @@ keeps the seed's (lr_schedule=none) whatever TrainConfig's default is.
 """
 from ray import tune
 
-QUESTION = "Q3.2: which optimizer and learning rate, and how the number of epochs matters"
-FIXED = {"lr_schedule": "none"}  # the seed's question, asked without a schedule (see above)
-SPACE = {
-    "optimizer": tune.grid_search(["sgd", "sgd_momentum", "nesterov", "adam", "rmsprop"]),
-    "lr": tune.grid_search([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]),
-}
-NUM_SAMPLES = 1
-MAX_EPOCHS = 20
-ASHA = {"grace_period": 3, "reduction_factor": 3}
-EPOCH_BUDGETS = (5, 10, 20)
+from study.tune.space import Asha, SearchSpace
+
+SPACE = SearchSpace(
+    name="optimizers",
+    question="Q3.2: which optimizer and learning rate, and how the number of epochs matters",
+    doc=__doc__,
+    fixed={"lr_schedule": "none"},  # the seed's question, asked without a schedule (see above)
+    searched={
+        "optimizer": tune.grid_search(["sgd", "sgd_momentum", "nesterov", "adam", "rmsprop"]),
+        "lr": tune.grid_search([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]),
+    },
+    num_samples=1,
+    max_epochs=20,
+    asha=Asha(grace_period=3, reduction_factor=3),
+    answer="optimizers",
+    epoch_budgets=(5, 10, 20),
+)

@@ -10,12 +10,19 @@ they show the pipeline works. The real questions are the other modules, run on t
 """
 from ray import tune
 
-QUESTION = "Quick check: optimizer x learning rate on the bundled sample at 64 px"
-FIXED = {"resolution": 64, "batch_size": 16}
-SPACE = {
-    "optimizer": tune.grid_search(["sgd_momentum", "nesterov", "adam", "rmsprop"]),
-    "lr": tune.grid_search([1e-3, 1e-2]),
-}
-NUM_SAMPLES = 1
-MAX_EPOCHS = 15
-ASHA = {"grace_period": 3, "reduction_factor": 2}
+from study.tune.space import Asha, SearchSpace
+
+SPACE = SearchSpace(
+    name="quick",
+    question="Quick check: optimizer x learning rate on the bundled sample at 64 px",
+    doc=__doc__,
+    fixed={"resolution": 64, "batch_size": 16},
+    searched={
+        "optimizer": tune.grid_search(["sgd_momentum", "nesterov", "adam", "rmsprop"]),
+        "lr": tune.grid_search([1e-3, 1e-2]),
+    },
+    num_samples=1,
+    max_epochs=15,
+    asha=Asha(grace_period=3, reduction_factor=2),
+    answer="compare",
+)

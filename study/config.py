@@ -27,74 +27,8 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as checked_dataclass
 from pydantic.fields import FieldInfo
 
-from study.augment import LEVELS as AUGMENT_LEVELS
+from study.data.augment import LEVELS as AUGMENT_LEVELS
 from study.errors import UserError
-
-
-# ---- Metric names: defined once; the trainable reports them, the tuner optimises METRIC,
-# ---- the analysis reads them. A typo is an ImportError, not a silent empty plot.
-TRAIN_LOSS = "train_loss"
-TRAIN_ACCURACY = "train_accuracy"
-VAL_LOSS = "val_loss"
-VAL_ACCURACY = "val_accuracy"
-VAL_AUC = "val_auc"
-VAL_PRECISION = "val_precision"
-VAL_RECALL = "val_recall"
-VAL_F1 = "val_f1"
-VAL_BACC = "val_bacc"                    # balanced accuracy (mean recall over classes) on validation
-# The stress validation: every validation image under each acquisition-style change of
-# study.augment.STRESS (other processing, exposure, framing, detector), fixed and seeded.
-VAL_SHIFT_ACCURACY = "val_shift_accuracy"
-VAL_SHIFT_AUC = "val_shift_auc"
-VAL_SHIFT_BACC = "val_shift_bacc"        # balanced accuracy on the stress validation: the selection score
-EPOCH = "epoch"
-EPOCH_SECONDS = "epoch_seconds"
-BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
-EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
-STUDY_FILE = "study.json"        # per experiment: written by study.run, read by analysis
-CONFIRM_PREFIX = "confirm-"      # the confirmation stage's experiments (study/confirm.py); never selected from
-METRICS_FILE = "metrics.json"    # beside a study.train checkpoint: every epoch's record
-SKIPPED_FILE = "skipped_files.json"  # beside a run's or an experiment's results: every file left out, with its reason
-# A run's status: every per-epoch record carries it (Ray's trial results and W&B with it).
-STATUS = "status"
-RUNNING, FINISHED, DIVERGED, ERRORED = "running", "finished", "diverged", "errored"
-# EARLY_STOPPED ("early_stopped") is a status too. DIVERGED: a non-finite loss or weight ended the
-# run (never checkpointed as a best model, never selected, not retried); ERRORED: the trial could
-# not run (its ERROR_MESSAGE says why). A study adds STOPPED_BY_ASHA for trials its scheduler stopped.
-STOPPED_BY_ASHA = "stopped_by_asha"
-ERROR_MESSAGE = "error_message"
-DONE_STATUSES = (FINISHED, STOPPED_BY_ASHA, EARLY_STOPPED, DIVERGED)  # a study exits 0 when every trial ends in one
-
-
-def trial_budget(config: Mapping[str, Any], default: int) -> int:
-    """A trial's epoch budget: its own config's `epochs` (a space may search it), else `default`."""
-    return int(config.get("epochs") or default)
-
-
-def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool) -> str:
-    """One trial's outcome in a study, from its last record: ERRORED (it crashed, or reported ERRORED),
-    DIVERGED, EARLY_STOPPED, FINISHED (ran its epoch budget) or STOPPED_BY_ASHA (fewer epochs under
-    ASHA); a trial that stopped short with no scheduler to stop it did not finish: ERRORED."""
-    if crashed or last.get(STATUS) == ERRORED:
-        return ERRORED
-    if last.get(STATUS) == DIVERGED:
-        return DIVERGED
-    if last.get(EARLY_STOPPED):
-        return EARLY_STOPPED
-    if int(last.get(EPOCH) or 0) >= budget:
-        return FINISHED
-    return STOPPED_BY_ASHA if asha else ERRORED
-# What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
-# choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
-# plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes
-# *backwards* against the official test split (Spearman -0.80). The test films differ in
-# acquisition and have another class prior (62.5 % pneumonia against train's 74 %). Balanced
-# accuracy does not move with the prior, and the stress images show how a model behaves when the
-# films look different from train's, which a validation split carved from train cannot.
-METRIC = VAL_SHIFT_BACC
-ASHA_METRIC = METRIC
-BEST_METRIC = "best_" + METRIC  # best METRIC so far in a run (the weights a run keeps)
-MODE = "max"
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "rmsprop")
 EXTRA_LAYERS = ("conv", "dense", "batchnorm", "dropout")
@@ -122,7 +56,7 @@ DATA_FIELDS = ("resolution", "val_source", "val_fraction", "holdout_fraction", "
 # "0.01" -> 0.01, [16, 32] -> (16, 32)); rules between fields are CROSS_RULES below. Every way a
 # config is built (defaults, --set, a search space, a checkpoint's config, Ray's trial config,
 # dataclasses.replace) runs the same check and raises UserError naming field, value and rule.
-# `python -m study.config` prints every rule.
+# `python -m study.inspect config` prints every rule.
 def odd(k: int) -> bool:
     return k % 2 == 1
 
@@ -342,10 +276,6 @@ def _field_error(e: ValidationError, given: Mapping[str, Any]) -> str:
 
 
 def describe_rules() -> str:
-    """Every field's rule and the rules between fields, as `python -m study.config` prints them."""
+    """Every field's rule and the rules between fields, as `python -m study.inspect config` prints them."""
     lines = [f"{n:24s} {rule(n)}" for n in TrainConfig.field_names()]
     return "\n".join(lines + ["", "between fields:"] + [f"  {r}" for _, r, _ in CROSS_RULES])
-
-
-if __name__ == "__main__":
-    print(describe_rules())

@@ -1,6 +1,6 @@
 """One CNN builder for every variant the study compares; the default is the seed's Q1 network.
 
-    python -m study.model            # prints the seed network (720,545 parameters) and the default recipe's
+    python -m study.inspect model    # prints the seed network (720,545 parameters) and the default recipe's
 
 Seed network (Keras, input 200x200x1): 4 x [Conv 3x3, 32 filters, 'same', ReLU, MaxPool 2x2
 rounding up] (200->100->50->25->13 px) -> Flatten (5408) -> Dense 128 ReLU -> Dense 1 (sigmoid
@@ -74,10 +74,3 @@ def count_parameters(model: nn.Module) -> int:
 def probabilities(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
     """[N] pneumonia probability (binary) or [N, 3] class probabilities."""
     return torch.sigmoid(logits.float().squeeze(1)) if num_classes == 2 else torch.softmax(logits.float(), dim=1)
-
-
-if __name__ == "__main__":
-    from study.config import SEED_RECIPE
-    for name, cfg in (("the seed network", TrainConfig(**SEED_RECIPE)), ("the default recipe", TrainConfig())):
-        m = build_model(cfg)
-        print(f"{name}:\n{m}\n{count_parameters(m):,} trainable parameters\n")

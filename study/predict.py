@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from study import cli
-from study.augment import TTA_VIEWS
-from study.cache import IMAGE_SUFFIXES, BadImage, decode
-from study.errors import OK, PARTIAL, UserError
-from study.data import CLASSES
+from study.data.augment import TTA_VIEWS
+from study.data.cache import IMAGE_SUFFIXES, BadImage, decode
+from study.data.layout import CLASSES
 from study.engine.infer import EVAL_BATCH, Predictor, load_predictor, parse_views
+from study.errors import OK, PARTIAL, UserError
 
 MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped models (models/MODEL_CARD.md)
 SHIPPED = {2: MODELS / "binary.pt", 3: MODELS / "three_class.pt"}

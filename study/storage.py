@@ -82,6 +82,11 @@ def exists(where: str | Path) -> bool:
     return filesystem.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def remove_file(where: str | Path) -> None:
+    filesystem, path = _fs(where)
+    filesystem.delete_file(path)
+
+
 def remove_tree(where: str | Path) -> None:
     filesystem, path = _fs(where)
     filesystem.delete_dir(path)

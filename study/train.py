@@ -14,16 +14,17 @@ import json
 import sys
 
 from study import checks, cli
-from study.config import (DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, METRICS_FILE, SKIPPED_FILE, STATUS,
-                          TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_LOSS, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
-                          TrainConfig)
+from study.config import TrainConfig
+from study.data.layout import skipped_note
+from study.data.splits import prepare
 from study.engine import checkpoint as ckpt_io
-from study.errors import OK, PARTIAL
-from study.storage import write_text
-from study.data import prepare, skipped_note
-from study.engine.divergence import WHY
 from study.engine.device import pick_device, resolve_precision
 from study.engine.loop import TrainState, fit
+from study.errors import OK, PARTIAL
+from study.names import (DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, METRICS_FILE, SKIPPED_FILE, STATUS,
+                         TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_LOSS, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
+                         WHY)
+from study.storage import write_text
 
 
 def format_record(r: dict) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from study.config import TrainConfig
-from study.data import SAMPLE_ROOT, prepare
+from study.data.layout import SAMPLE_ROOT
+from study.data.splits import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ROOT = Path(os.environ.get("PNEUMONIA_REAL_DATA", REPO.parent / "shared" / "data" / "chest_xray"))

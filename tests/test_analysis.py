@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 import torch
 
-import analysis.report as report
-import analysis.threshold as athreshold
-from analysis.metrics import seed_mean_metric
+from analysis.report import cli as report
+import analysis.thresholds as athreshold
+from analysis.bootstrap import seed_mean_metric
+from study.data import splits as sdata
+from study.data.layout import SAMPLE_ROOT, targets
 from study.engine.metrics import BINARY, binary_metrics
-from study import data as sdata
-from study.config import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
+from study.names import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -123,7 +124,7 @@ def _chosen_once(events, kind):
 @pytest.mark.slow
 def test_threshold_is_chosen_on_validation_labels(spied):
     y_used, prepared = _chosen_once(spied["events"], "choose")
-    np.testing.assert_array_equal(y_used, sdata.targets(prepared.val.labels3, 2))  # exactly the validation labels
+    np.testing.assert_array_equal(y_used, targets(prepared.val.labels3, 2))  # exactly the validation labels
 
 
 @pytest.mark.slow
@@ -136,7 +137,7 @@ def test_headline_threshold_is_youden_on_the_stress_validation(spied):
     prepared = next(d for k, d in events if k == "prepare")
     for k, y_used in events:
         if k == "youden":
-            np.testing.assert_array_equal(y_used, sdata.targets(prepared.stress.labels3, 2))
+            np.testing.assert_array_equal(y_used, targets(prepared.stress.labels3, 2))
     assert max(i for i, k in enumerate(kinds) if k == "youden") < kinds.index("load_test")
     assert "Youden's J on the stress validation (headline)" in (spied["out"] / "report.md").read_text()
 
@@ -160,7 +161,7 @@ def test_every_trials_checkpoint_predicts(spied):
     """trials.csv's checkpoint column is a model folder study.predict takes as it is."""
     csv = pd.read_csv(spied["out"] / "trials.csv")
     ckpt = csv.loc[csv["selection_score"].idxmax(), "checkpoint"]
-    img = next((sdata.SAMPLE_ROOT / "val" / "NORMAL").glob("*.jpeg"))
+    img = next((SAMPLE_ROOT / "val" / "NORMAL").glob("*.jpeg"))
     proc = subprocess.run([sys.executable, "-m", "study.predict", "--model", ckpt, str(img), "--json"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -247,10 +248,10 @@ def test_no_test_split_stops_at_validation(quick_results):
     run_test says so and scores nothing."""
     import dataclasses
 
-    from analysis.evaluate import Selection, run_test
-    from analysis.load import load_results
-    from analysis.render import Doc, to_markdown
-    from analysis.sections import test_section
+    from analysis.test_eval import Selection, run_test
+    from analysis.results.load import load_results
+    from analysis.report.render import Doc, to_markdown
+    from analysis.report.sections import test_section
     from study.engine.checkpoint import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import _SAMPLE_BACT, _SAMPLE_NORMAL, _SAMPLE_VIRUS, tiny
-from study import augment as A
-from study.cache import decode
+
 from study.config import AUGMENTS, TrainConfig
+from study.data import augment as A
+from study.data import stress as S
+from study.data.cache import decode
 
 RES = 64
 N_DRAWS = 600  # per-image parameter draws per backend
@@ -142,14 +143,14 @@ def test_backends_give_the_same_output_statistics(images, name):
 
 # ---- the stress validation set -----------------------------------------------------------------------
 def test_stress_set_is_deterministic_and_covers_every_change(images):
-    a = A.stress_images(images, seed=0)
-    b = A.stress_images(images, seed=0)
-    c = A.stress_images(images, seed=1)
+    a = S.stress_images(images, seed=0)
+    b = S.stress_images(images, seed=0)
+    c = S.stress_images(images, seed=1)
     n = len(images)
-    assert a.shape == (len(A.STRESS) * n, RES, RES) and a.dtype == np.uint8
+    assert a.shape == (len(S.STRESS) * n, RES, RES) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    for i, name in enumerate(A.STRESS):
+    for i, name in enumerate(S.STRESS):
         part = a[i * n:(i + 1) * n]
         assert not np.array_equal(part, images), name
         r = np.mean([np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(images.astype(float), part.astype(float))])
@@ -157,11 +158,11 @@ def test_stress_set_is_deterministic_and_covers_every_change(images):
 
 
 def test_prepared_data_carries_the_stress_set(tiny_data):
-    k = len(A.STRESS)
+    k = len(S.STRESS)
     val, stress = tiny_data.val, tiny_data.stress
     assert len(stress.labels3) == k * len(val.labels3)
     np.testing.assert_array_equal(stress.labels3, np.tile(val.labels3, k))
-    np.testing.assert_array_equal(stress.images, A.stress_images(val.images, TrainConfig().split_seed))
+    np.testing.assert_array_equal(stress.images, S.stress_images(val.images, TrainConfig().split_seed))
 
 
 def test_training_with_the_gpu_backend_runs_on_cpu(monkeypatch, tiny_data):

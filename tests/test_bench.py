@@ -1,4 +1,4 @@
-"""study.bench at a tiny size: both pipelines run on the bundled sample and report positive rates."""
+"""benchmarks.throughput at a tiny size: both pipelines run on the bundled sample and report positive rates."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from study import bench
+from benchmarks import throughput as bench
 from study.config import TrainConfig
 from study.engine.device import resolve_precision
 
@@ -57,8 +57,8 @@ def test_bench_options(args):
 
 
 def test_bench_text_and_entry_point():
-    """`python -m study.bench` as a user runs it: one human line."""
-    p = subprocess.run([sys.executable, "-m", "study.bench", "--resolution", "32", "--batches", "1", "--warmup", "0",
+    """`python -m benchmarks.throughput` as a user runs it: one human line."""
+    p = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--resolution", "32", "--batches", "1", "--warmup", "0",
                         "--compare", "--workers", "0"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     line, = p.stdout.strip().splitlines()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _SAMPLE_NORMAL, _truncated
-from study.cache import decode, load_or_build
-from study.config import TrainConfig, UserError
-from study.data import load_split, prepare, scan_split, summarize
+
+from study.config import TrainConfig
+from study.data.cache import decode, load_or_build
+from study.data.layout import load_split, scan_split, summarize
+from study.data.splits import prepare
+from study.errors import UserError
 
 RES = 32  # px; small so every decode is cheap
 

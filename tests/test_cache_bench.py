@@ -1,11 +1,11 @@
-"""Smoke test of the cache benchmark (study/bench_cache.py) on the bundled sample; the real
-figures come from `python -m study.bench_cache /work/shared/data/chest_xray` (see its docstring)."""
+"""Smoke test of the cache benchmark (benchmarks/cache.py) on the bundled sample; the real
+figures come from `python -m benchmarks.cache /work/shared/data/chest_xray` (see its docstring)."""
 from __future__ import annotations
 
 import json
 
-from study.bench_cache import _report, bench, main
-from study.data import SAMPLE_ROOT, scan_split
+from benchmarks.cache import report, bench, main
+from study.data.layout import SAMPLE_ROOT, scan_split
 
 
 def test_bench_on_sample(tmp_path):
@@ -18,7 +18,7 @@ def test_bench_on_sample(tmp_path):
     assert abs(r["speedup"] - r["median_seconds"]["build"] / r["median_seconds"]["load"]) <= 0.05 * r["speedup"] + 0.1
     assert r["meets_requirement"] == (r["speedup"] >= 20)
     assert list(tmp_path.iterdir()) == []  # throwaway cache dirs removed
-    text = _report(r)
+    text = report(r)
     assert "build, cold" in text and "load, warm" in text and "speedup" in text
 
 

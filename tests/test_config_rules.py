@@ -11,11 +11,12 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from study import train as train_mod
+from study.config import CROSS_RULES, TrainConfig, rule
 from study.engine.checkpoint import load_model
-from study.config import CROSS_RULES, TrainConfig, UserError, rule
+from study.errors import UserError
 
 # (--set pairs, words the one-line error must contain): issue 12's study.train rows, and a few more
 ROWS = [
@@ -115,5 +116,5 @@ def test_cli_values_convert():
 
 
 def test_rules_print(capsys):
-    out = subprocess.run([sys.executable, "-m", "study.config"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "study.inspect", "config"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "lr" in out.stdout and "a finite number > 0" in out.stdout and "momentum > 0" in out.stdout

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import torch
-
 from conftest import QUICK_TINY_ARGS, REPO
-from study.config import CONFIRM_PREFIX, METRIC, STUDY_FILE
-from study.data import SAMPLE_ROOT
+
+from study.data.layout import SAMPLE_ROOT
+from study.names import CONFIRM_PREFIX, METRIC, STUDY_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_confirmation_stage_retrains_the_selected_configuration(study):
     trials = [d for d in (storage / f"{CONFIRM_PREFIX}binary").iterdir() if (d / "params.json").is_file()]
     seeds = sorted(json.loads((d / "params.json").read_text())["seed"] for d in trials)
     assert seeds == [0, 1] and all(list(d.glob("checkpoint_*/checkpoint.pt")) for d in trials)
-    from study.select import config_key, rank
+    from study.tune.ranking import config_key, rank
     rows = []
     for d in (storage / "quick").iterdir():
         if (d / "result.json").is_file():
@@ -78,7 +78,7 @@ def test_running_the_same_study_again_resumes_and_exits_0(study):
 
 
 def test_report_scores_the_confirmed_models_and_trains_nothing(study, tmp_path, monkeypatch):
-    import analysis.report as report
+    from analysis.report import cli as report
 
     def no_training(*a, **k):
         raise AssertionError("the report must not train")

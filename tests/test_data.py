@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import _SAMPLE_NORMAL, _truncated, counts, make_root
 from PIL import Image
 
-from conftest import _SAMPLE_NORMAL, _truncated, counts, make_root
-from study.cache import decode
-from study.config import TrainConfig, UserError
-from study.data import CLASSES, find_root, load_split, prepare, scan_split, summarize
+from study.config import TrainConfig
+from study.data.cache import decode
+from study.data.layout import CLASSES, find_root, load_split, scan_split, summarize
+from study.data.splits import prepare
+from study.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 RES = 32  # px; small so every decode is cheap
@@ -45,7 +47,7 @@ def terminal_lines(text: str) -> list[str]:
 
 def run_cli(args: list[str], cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PNEUMONIA_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-m", "study.data", *args], cwd=REPO, env=env,
+    r = subprocess.run([sys.executable, "-m", "study.inspect", "data", *args], cwd=REPO, env=env,
                        capture_output=True, timeout=120)
     # decoded by hand: text=True would turn tqdm's carriage returns into newlines
     return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())

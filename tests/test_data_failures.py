@@ -10,13 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _SAMPLE_BACT, _SAMPLE_NORMAL, _SAMPLE_VIRUS, _truncated, counts, make_root
-from study import cache as cache_mod
+
 from study import train as train_mod
-from study.cache import decode, load_or_build
-from study.config import SKIPPED_FILE, TrainConfig, UserError
-from study.data import prepare, summarize
+from study.config import TrainConfig
+from study.data import cache as cache_mod
+from study.data.cache import decode, load_or_build
+from study.data.layout import summarize
+from study.data.splits import prepare
+from study.errors import UserError
+from study.names import SKIPPED_FILE
 
 RES = 32
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import counts
+
 from study.config import TrainConfig
-from study.data import load_split, load_test, prepare, summarize
+from study.data.layout import load_split, summarize
+from study.data.splits import load_test, prepare
 
 RES = 32  # px; small so every decode is cheap
 

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 import torch
-
-from study.engine import checkpoint as ckpt_io
-
 from conftest import REPO, tiny
+
 from study import predict
-from study.config import BEST_METRIC, DIVERGED, FINISHED, METRIC, RUNNING, SEED_RECIPE, STATUS
-from study.data import SAMPLE_ROOT
+from study.config import SEED_RECIPE
+from study.data.layout import SAMPLE_ROOT
+from study.engine import checkpoint as ckpt_io
 from study.engine.loop import fit
+from study.names import BEST_METRIC, DIVERGED, FINISHED, METRIC, RUNNING, STATUS
 
 IMAGES = sorted((SAMPLE_ROOT / "val" / "NORMAL").glob("*.jpeg"))[:2]
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import search_spaces
-from study.config import ASHA_METRIC, BEST_METRIC, METRIC
+from study.names import ASHA_METRIC, BEST_METRIC, METRIC
 
 REPO = Path(__file__).resolve().parents[1]
 

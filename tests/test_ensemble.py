@@ -10,12 +10,12 @@ import pytest
 
 from analysis import ensemble
 from study import predict, train
-from study.augment import TTA_VIEWS, tta_views
-from study.config import UserError
-from study.data import SAMPLE_ROOT
+from study.data.augment import TTA_VIEWS, tta_views
+from study.data.layout import SAMPLE_ROOT
 from study.engine import checkpoint as ckpt_io
 from study.engine.infer import NO_TTA, load_predictor, parse_views
 from study.engine.metrics import balanced_log_loss
+from study.errors import UserError
 
 SAMPLE_IMAGES = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))
 
@@ -117,8 +117,9 @@ def test_ensemble_file_round_trips_release_to_predict_and_equals_its_members_ave
 
 def test_tta_in_predict_averages_the_views(members, capsys):
     """--tta all: each member's probability is the mean over the declared views (checked by hand)."""
-    from study.engine.infer import forward, inputs
     import torch
+
+    from study.engine.infer import forward, inputs
     got = _probs(capsys, "--model", members[0], "--tta", "all")
     p = load_predictor(members[0], torch.device("cpu"))
     from study.predict import read_image

@@ -13,10 +13,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from study import run as run_mod
-from study.config import Rule, TrainConfig, UserError, rule
-from study.data import prepare
-from study.model import build_model
+from study.tune import driver
+from study.config import Rule, TrainConfig, rule
+from study.data.splits import prepare
 from study.engine.loop import make_loss, make_optimizer, train_one_epoch
+from study.errors import UserError
+from study.model import build_model
 
 # In-range values of the fields that make a model big are drawn below these caps (the bounds
 # themselves are still drawn by the validation-only test): one step stays tiny.
@@ -123,7 +125,7 @@ class RayStarted(Exception):
 def test_study_flags_start_or_fail_in_one_line(flags, tmp_path_factory, monkeypatch, capsys):
     def tripwire(*a, **k):
         raise RayStarted
-    monkeypatch.setattr(run_mod.ray, "init", tripwire)
+    monkeypatch.setattr(driver.ray, "init", tripwire)
     storage = tmp_path_factory.mktemp("fuzz") / "r"
     try:
         code = run_mod.main([a for f in flags for a in f] + ["--storage", str(storage)])

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny
+
 from study.engine import loop
 
 HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
@@ -90,10 +90,17 @@ PINNED = Path(__file__).parent / "helpers" / "pinned_epochs.json"
 
 
 def _run(**kw) -> list[dict]:
-    from study.data import prepare
+    """fp32 on one thread: the same numbers on any CPU thread count (more threads sum in another order)."""
+    from study.data.splits import prepare
     from study.engine.loop import fit
     cfg = tiny(epochs=2, precision="fp32", **kw)
-    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in fit(cfg, prepare(None, cfg, progress=False)).records]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [{k: v for k, v in r.items() if k != "epoch_seconds"}
+                for r in fit(cfg, prepare(None, cfg, progress=False)).records]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_same_seed_same_numbers_pinned():

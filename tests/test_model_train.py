@@ -9,15 +9,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, tiny
-from study.config import BEST_METRIC, EPOCH_SECONDS, METRIC, TrainConfig, UserError
-from study.data import prepare
-from study.model import build_model, count_parameters, probabilities
+
+from study.config import TrainConfig
+from study.data.splits import prepare
 from study.engine import device as device_mod
 from study.engine.checkpoint import load_model, load_resume
 from study.engine.device import resolve_precision
 from study.engine.loop import fit, make_loss, make_optimizer, train_one_epoch
+from study.errors import UserError
+from study.model import build_model, count_parameters, probabilities
+from study.names import BEST_METRIC, EPOCH_SECONDS, METRIC
 
 
 def test_seed_network_parameter_count():
@@ -269,7 +271,7 @@ def test_prepare_is_cached_between_calls():
 
 def test_kept_epoch_and_patience_follow_the_selection_metric(tiny_data):
     """METRIC (balanced accuracy on the stress validation) picks the kept epoch and drives patience."""
-    from study.config import BEST_METRIC, METRIC, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC
+    from study.names import BEST_METRIC, METRIC, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC
     state = fit(tiny(epochs=4, lr=3e-3, early_stopping_patience=2), tiny_data)
     recs = state.records
     assert all(k in r for r in recs for k in (METRIC, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC))

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from study import predict, train
+from study.config import TrainConfig
+from study.data.layout import SAMPLE_ROOT, targets
+from study.data.splits import prepare
 from study.engine.checkpoint import load_model
 from study.engine.infer import evaluate
 from study.engine.loop import fit
-from study.config import TrainConfig
-from study.data import SAMPLE_ROOT, prepare, targets
 from study.model import build_model
 
 REPO = Path(__file__).resolve().parents[1]

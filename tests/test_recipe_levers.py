@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import tiny
 from torch import nn
 
-from conftest import tiny
-from study.config import (EARLY_STOPPED, EPOCH, ERRORED, FINISHED, STATUS, STOPPED_BY_ASHA, UserError, trial_budget,
-                          trial_status)
 from study.engine.loop import SmoothedBCE, fit, make_loss, make_schedule, steps_per_epoch
+from study.errors import UserError
+from study.names import EARLY_STOPPED, EPOCH, ERRORED, FINISHED, STATUS, STOPPED_BY_ASHA, trial_budget, trial_status
 
 
 def _rates(cfg, n_train: int) -> list[float]:
@@ -112,13 +112,12 @@ def test_a_trial_is_judged_against_its_own_budget():
 
 
 def test_study_summary_and_progress_line_use_each_trials_budget(capsys):
-    from study.progress import TrialProgress
-    from study.run import summarize
-    from study.config import TrainConfig
+    from study.tune.callbacks import TrialProgress
+    from study.tune.outcome import summarize, trial_rows
     results = [SimpleNamespace(metrics={EPOCH: e, STATUS: FINISHED, "best_val_shift_bacc": 0.8}, error=None,
-                               config={"epochs": e, "filters": (16,) * 4}, path=f"/x/trial_{e}") for e in (6, 12, 24)]
-    space = SimpleNamespace(SPACE={"epochs": None, "filters": None}, ASHA=None)
-    out = summarize("capacity", results, TrainConfig(epochs=24), space, "/x")
+                               config={"epochs": e, "filters": (16,) * 4}, path=f"/x/trial_{e}", checkpoint=None)
+               for e in (6, 12, 24)]
+    out = summarize("capacity", trial_rows("capacity", results, 24, asha=False), ["epochs", "filters"], "/x")
     assert out["statuses"][FINISHED] == 3 and out["errors"] == 0 and out["stopped_by_asha"] == 0
     assert out["epochs_run"] == out["epochs_budget"] == 42
     capsys.readouterr()
@@ -132,10 +131,11 @@ def test_study_summary_and_progress_line_use_each_trials_budget(capsys):
 
 
 def test_max_epochs_scales_a_searched_epochs_grid():
-    from study.run import experiment_plan
-    args = argparse.Namespace(set=[], max_epochs=8, resolution=None, max_train_images=None)
-    base, space, _ = experiment_plan("capacity", args)
-    assert base.epochs == 8 and space["epochs"] == {"grid_search": [2, 4, 8]}
-    base, space, _ = experiment_plan("capacity", argparse.Namespace(set=[], max_epochs=None, resolution=None,
-                                                                    max_train_images=None))
-    assert base.epochs == 24 and space["epochs"] == {"grid_search": [6, 12, 24]}
+    import search_spaces
+    from study.tune.plan import plan
+    args = argparse.Namespace(set=[], max_epochs=8, resolution=None, max_train_images=None, num_samples=None)
+    p = plan(search_spaces.load("capacity"), args)
+    assert p.base.epochs == 8 and p.param_space["epochs"] == {"grid_search": [2, 4, 8]}
+    p = plan(search_spaces.load("capacity"), argparse.Namespace(set=[], max_epochs=None, resolution=None,
+                                                                 max_train_images=None, num_samples=None))
+    assert p.base.epochs == 24 and p.param_space["epochs"] == {"grid_search": [6, 12, 24]}

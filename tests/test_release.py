@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from study.engine import checkpoint as ckpt_io
 from study import predict, train
-from study.data import SAMPLE_ROOT
+from study.data.layout import SAMPLE_ROOT
+from study.engine import checkpoint as ckpt_io
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 from helpers.asha_driver import SCORES  # the driver's trials, one score each
 

@@ -18,12 +18,12 @@ import time
 
 import pandas as pd
 import pytest
+import servers
 import torch
+from conftest import QUICK_TINY_ARGS, REPO, make_root
 from pyarrow import fs as pafs
 
-import servers
-from conftest import QUICK_TINY_ARGS, REPO, make_root
-from study.data import SAMPLE_ROOT
+from study.data.layout import SAMPLE_ROOT
 
 BUCKET = "pneumonia"
 DATA_URI = f"s3://{BUCKET}/data/chest_xray"
@@ -80,8 +80,8 @@ def test_study_on_a_cluster_needs_data(where, tmp_path):
 
 
 def test_s3_data_is_downloaded_once_and_follows_changes(s3, tmp_path, monkeypatch):
-    import study.fetch as sfetch
-    from study.data import find_root, summarize
+    import study.data.fetch as sfetch
+    from study.data.layout import find_root, summarize
     uri = f"s3://{BUCKET}/tiny/chest_xray"
     pafs.copy_files(str(make_root(tmp_path / "d")), uri)
     here = find_root(uri)
@@ -102,7 +102,7 @@ def test_s3_data_is_downloaded_once_and_follows_changes(s3, tmp_path, monkeypatc
 
 def test_remote_paths_are_named_by_the_uri_the_user_gave(monkeypatch):
     """Checkpoint and trial URIs keep the tree's scheme, bucket and query (e.g. an endpoint_override)."""
-    from analysis.tree import Tree
+    from analysis.results.tree import Tree
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     t = Tree.of("s3://bkt/study/?endpoint_override=127.0.0.1:9&scheme=http")
     assert (t.base, t.local) == ("bkt/study", False)
@@ -119,7 +119,7 @@ def test_remote_mistakes_are_one_line(s3, tmp_path):
                     "not a results tree")
     _one_line_error(_cli("analysis.report", "nosuchscheme://x/y", "--out", str(tmp_path / "o")),
                     "nosuchscheme://x/y", "cannot open it")
-    _one_line_error(_cli("study.data", f"s3://{BUCKET}/no-data"), f"s3://{BUCKET}/no-data", "nothing there")
+    _one_line_error(_cli("study.inspect", "data", f"s3://{BUCKET}/no-data"), f"s3://{BUCKET}/no-data", "nothing there")
     assert not (tmp_path / "o").exists()
 
 
@@ -175,8 +175,8 @@ def test_job_downloaded_its_data_to_the_node_cache(job):
 def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
     """`python -m analysis.report s3://.../quick` (in this process, to see what it copies): the tree is
     read in place; the only copies are the checkpoints it loads and the data set (once per machine)."""
-    import analysis.report as report
-    import study.fetch as sfetch
+    from analysis.report import cli as report
+    import study.data.fetch as sfetch
     copies = []
     real_copy = sfetch.pafs.copy_files
     monkeypatch.setattr(sfetch.pafs, "copy_files", lambda src, *a, **k: copies.append(src) or real_copy(src, *a, **k))
@@ -210,6 +210,6 @@ def test_report_cli_on_the_s3_storage_root(job, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out / "report.html")
     assert "Test evaluation skipped (--no-test)." in (out / "report.md").read_text()
-    listing = _cli("analysis.load", STORAGE)
+    listing = _cli("analysis.summary", STORAGE)
     assert listing.returncode == 0 and "\nquick: 8 trials" in "\n" + listing.stdout, listing.stderr[-2000:]
     assert f"({STORAGE}/quick)" in listing.stdout

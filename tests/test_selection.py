@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.load import AT_BEST
+from analysis.results.load import AT_BEST
 from analysis.selection import choose, expected_max_normal
-from study.config import ASHA_METRIC, BEST_METRIC, METRIC, VAL_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC
+from study.names import ASHA_METRIC, BEST_METRIC, METRIC, VAL_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC
 
 
 def _trials(rows):
@@ -47,13 +47,14 @@ def test_expected_max_of_normals():
 
 
 def test_one_selection_metric_everywhere():
-    from study.tuner import build_scheduler
+    from study.tune.space import Asha
+    from study.tune.tuner import build_scheduler
     assert METRIC == VAL_SHIFT_BACC and ASHA_METRIC == METRIC and BEST_METRIC == "best_" + METRIC
-    assert build_scheduler({"grace_period": 2, "reduction_factor": 2}, 10).metric == METRIC
+    assert build_scheduler(Asha(2, 2), 10).metric == METRIC
 
 
 def test_rank_skips_what_cannot_be_selected_and_keeps_the_best_seed_first():
-    from study.select import rank
+    from study.tune.ranking import rank
     rows = [{"experiment": "e", "config": {"lr": 1, "seed": s}, "score": v, "checkpoint": "c"}
             for s, v in ((1, 0.7), (2, 0.9))]
     rows += [{"experiment": "e", "config": {"lr": 2, "seed": 1}, "score": 0.99, "checkpoint": "c", "status": "diverged"},

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import ray
+from conftest import QUICK_TINY_ARGS, REPO, ray_processes, tiny
 from ray import tune
 
-from conftest import QUICK_TINY_ARGS, REPO, ray_processes, tiny
-from study.config import BEST_METRIC, EPOCH, METRIC, SKIPPED_FILE, TRAIN_LOSS, VAL_AUC, VAL_LOSS, TrainConfig, UserError
-from study.data import prepare
-from study.tuner import build_tuner
+from study.data.splits import prepare
+from study.names import BEST_METRIC, EPOCH, METRIC, SKIPPED_FILE, TRAIN_LOSS, VAL_AUC, VAL_LOSS
+from study.tune.space import Asha
+from study.tune.tuner import build_tuner
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ class FakeTune:
 
 
 def test_trainable_reports_every_epoch_with_a_checkpoint(monkeypatch, tiny_data, tmp_path):
-    import study.trainable as trainable
+    import study.tune.trainable as trainable
     fake = FakeTune()
     monkeypatch.setattr(trainable, "tune", fake)
     trainable.train_trial(tiny(epochs=2).to_dict(), tiny_data)
@@ -70,7 +71,7 @@ def test_trainable_reports_every_epoch_with_a_checkpoint(monkeypatch, tiny_data,
 
 
 def test_trainable_continues_from_its_checkpoint(monkeypatch, tiny_data, tmp_path):
-    import study.trainable as trainable
+    import study.tune.trainable as trainable
     from study.engine.loop import fit
     fit(tiny(epochs=3), tiny_data, on_epoch=lambda r, s: s.save(tmp_path) if r["epoch"] == 2 else None)
     fake = FakeTune(start=tune.Checkpoint.from_directory(str(tmp_path)))
@@ -87,7 +88,7 @@ def test_asha_stops_weak_trials(local_ray, tmp_path):
     data = prepare(None, cfg, progress=False)
     space = {**cfg.to_dict(), "lr": tune.grid_search([1e-4, 1e-3, 3e-3, 1e-2, 0.1, 1.0])}
     results = build_tuner(data, space, name="asha", storage=str(tmp_path), max_epochs=6, num_samples=1,
-                          asha={"grace_period": 1, "reduction_factor": 2}, resources={"cpu": 1}, max_concurrent=1).fit()
+                          asha=Asha(1, 2), resources={"cpu": 1}, max_concurrent=1).fit()
     epochs = sorted(r.metrics["training_iteration"] for r in results)
     assert not results.errors
     assert epochs[0] < 6, f"ASHA stopped nothing: {epochs}"
@@ -117,8 +118,8 @@ def test_a_reused_worker_trains_each_trial_as_a_fresh_one_does(local_ray, tmp_pa
 # ---- fault tolerance ----------------------------------------------------------------------------
 def make_crash_once(marker: Path):
     """A trainable whose first attempt dies (os._exit: the worker process is gone) after epoch 2."""
-    def crash_once(config, data):
-        import study.trainable as trainable
+    def crash_once(config, data, quiet=False):
+        import study.tune.trainable as trainable
         if not marker.exists():
             real_report = trainable.tune.report
 
@@ -138,7 +139,7 @@ def test_crashed_trial_restarts_from_its_checkpoint(local_ray, tmp_path):
     data = prepare(None, cfg, progress=False)
     marker = tmp_path / "crashed"
     results = build_tuner(data, cfg.to_dict(), name="crash", storage=str(tmp_path), max_epochs=4, asha=None,
-                          num_samples=1, resources={"cpu": 1}, max_failures=1, trainable=make_crash_once(marker)).fit()
+                          num_samples=1, resources={"cpu": 1}, max_failures=1, fn=make_crash_once(marker)).fit()
     assert marker.exists(), "the first attempt did not crash"
     assert not results.errors
     r = results[0]
@@ -273,8 +274,8 @@ def test_cli_user_errors_are_one_line(tmp_path):
 
 # ---- multi-node ----------------------------------------------------------------------------------
 def make_where(log: Path):
-    def where(config, data):
-        import study.trainable as trainable
+    def where(config, data, quiet=False):
+        import study.tune.trainable as trainable
         ctx = ray.get_runtime_context()
         with open(log, "a") as f:
             f.write(json.dumps({"node": ctx.get_node_id(), "gpus": ctx.get_accelerator_ids().get("GPU", [])}) + "\n")
@@ -296,7 +297,7 @@ def test_trials_spread_over_nodes_with_fractional_gpus(tmp_path):
         log = tmp_path / "where.jsonl"
         space = {**cfg.to_dict(), "seed": tune.grid_search([0, 1, 2, 3])}
         results = build_tuner(data, space, name="multi", storage=str(tmp_path), max_epochs=2, asha=None, num_samples=1,
-                              resources={"cpu": 0.5, "gpu": 0.5}, trainable=make_where(log)).fit()
+                              resources={"cpu": 0.5, "gpu": 0.5}, fn=make_where(log)).fit()
         assert not results.errors
         rows = [json.loads(l) for l in log.read_text().splitlines()]
         nodes = {r["node"] for r in rows}

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, _truncated, make_root
+
 from study import run as run_mod
+from study.tune import driver
 
 ROWS = [
     (["--num-samples", "0"], ["--num-samples", "positive integer"]),
@@ -37,7 +38,7 @@ class RayStarted(AssertionError):
 def no_ray(monkeypatch):
     def tripwire(*a, **k):
         raise RayStarted("Ray was started before the mistake was reported")
-    monkeypatch.setattr(run_mod.ray, "init", tripwire)
+    monkeypatch.setattr(driver.ray, "init", tripwire)
 
 
 def run_main(argv, capsys) -> str:

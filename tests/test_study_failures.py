@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import QUICK_TINY_ARGS
+
 from study import run as run_mod
-from study import tuner as tuner_mod
-from study.config import BEST_METRIC, DIVERGED, ERRORED, STATUS
+from study.tune import tuner as tuner_mod
+from study.names import BEST_METRIC, DIVERGED, ERRORED, STATUS
 
 pytestmark = pytest.mark.slow
 CRASH = ("rmsprop", 0.01)      # this trial raises every time
@@ -23,8 +23,8 @@ DIVERGE = ("adam", 0.01)       # this one trains at lr=1e6 without batch norm in
 
 
 def make_flaky(log: Path):
-    def flaky(config, data):
-        import study.trainable as trainable
+    def flaky(config, data, quiet=False):
+        import study.tune.trainable as trainable
         key = (config["optimizer"], config["lr"])
         with open(log, "a") as f:
             f.write(json.dumps(key) + "\n")
@@ -81,7 +81,7 @@ def test_diverged_trial_has_its_status_and_is_never_selected(failing_study):
     last = [json.loads(l) for l in (d / "result.json").read_text().splitlines() if l.strip()][-1]
     assert last[STATUS] == DIVERGED and last["epoch"] == 1
 
-    from analysis.load import load_experiment
+    from analysis.results.load import load_experiment
     trials = load_experiment(failing_study["exp"]).trials
     row = trials[trials["status"] == DIVERGED].iloc[0]
     assert row[BEST_METRIC] != row[BEST_METRIC], "a diverged trial must have no score to select"
@@ -90,7 +90,7 @@ def test_diverged_trial_has_its_status_and_is_never_selected(failing_study):
 
 
 def test_report_lists_errored_and_diverged_trials(failing_study, tmp_path):
-    from analysis.report import build
+    from analysis.report.build import build
     build(str(failing_study["exp"]), tmp_path / "report", None, 0, None)
     md = (tmp_path / "report" / "report.md").read_text()
     section = md[md.index("## Errored and diverged trials"):]

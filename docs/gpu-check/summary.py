@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from study.config import METRIC  # noqa: E402
+from study.names import METRIC  # noqa: E402
 
 out = Path(sys.argv[1])
 

@@ -1,12 +1,13 @@
 import time, statistics, torch, numpy as np
 from study.config import TrainConfig
-from study.data import prepare, targets
+from study.data.layout import targets
+from study.data.splits import prepare
 from study.model import build_model
 from study.engine.device import pick_device
 from study.engine.infer import evaluate
 cfg = TrainConfig()
 t = time.perf_counter(); d = prepare("/work/shared/data/chest_xray", cfg, progress=False); prep = time.perf_counter() - t
-from study.augment import stress_images
+from study.data.stress import stress_images
 t = time.perf_counter(); stress_images(d.val.images, 0); build = time.perf_counter() - t
 model = build_model(cfg).to(memory_format=torch.channels_last).eval()
 x = torch.from_numpy(d.val.images); y = torch.from_numpy(targets(d.val.labels3, 2))

@@ -18,9 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import ray  # noqa: E402
 
 import search_spaces  # noqa: E402
-from study.config import EPOCH_SECONDS, TrainConfig  # noqa: E402
-from study.data import prepare  # noqa: E402
-from study.tuner import build_tuner  # noqa: E402
+from study.config import TrainConfig  # noqa: E402
+from study.names import EPOCH_SECONDS  # noqa: E402
+from study.data.splits import prepare  # noqa: E402
+from study.tune.tuner import build_tuner  # noqa: E402
 
 reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 out = Path(sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp())

@@ -1,7 +1,7 @@
 """One checkpoint format: one file holding one dict, written by `save` and read by `load`;
 `load_model` / `model_from` turn it into the kept model, `load_resume` into fit()'s resume state.
 
-    python -m study.checkpoint PATH      # prints what a checkpoint holds (config, epochs, kept metric, release)
+    python -m study.inspect checkpoint PATH   # prints what a model file holds (config, epochs, kept metric, release)
 
 Used by training (`study.train --out DIR` writes DIR/checkpoint.pt), the Ray trainable (every
 epoch's Ray checkpoint is a folder holding only checkpoint.pt), resume, `study.predict`, the
@@ -43,7 +43,6 @@ import io
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import torch
@@ -55,6 +54,7 @@ from study.model import build_model
 
 FORMAT_VERSION = 2   # 2: ensembles, the lr schedule's state; 1 (single models only) is still read
 READS = (1, 2)
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive format
 FILE = "checkpoint.pt"
 INFERENCE_KEYS = ("format_version", "config", "model", "epoch", "best_epoch", "best_metric", "precision", "records",
                   "release", "source", "members", "weights", "tta", "selection", "gate")
@@ -108,18 +108,50 @@ def load(path: str | Path) -> dict:
         raise UserError(f"{path}: not a checkpoint; expected a {FILE} file or a folder holding one "
                         f"(written by python -m study.train --out DIR, or a study's checkpoint_NNNNNN/)")
     try:
+        with open(f, "rb") as fh:
+            head = fh.read(4)
+    except OSError as e:
+        raise UserError(f"{f}: cannot read the checkpoint ({type(e).__name__}: {e.strerror or e})") from None
+    if head != ZIP_MAGIC:  # torch.save writes a zip archive; anything else is not a checkpoint at all
+        raise UserError(f"{f}: cannot read the checkpoint: not a PyTorch checkpoint file (it is not the zip archive "
+                        f"torch.save writes); expected a {FILE} written by this project")
+    try:
         ckpt = torch.load(f, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{f}: cannot read the checkpoint ({type(e).__name__}: {reason[:200]})") from None
-    if not isinstance(ckpt, dict) or not (("config" in ckpt and "model" in ckpt) or "members" in ckpt):
-        raise UserError(f"{f}: not a checkpoint of this project (no config and model in it)")
+    except pickle.UnpicklingError as e:  # a real archive holding objects beyond tensors and plain containers
+        raise UserError(f"{f}: cannot read the checkpoint: it holds objects other than tensors and plain containers, "
+                        f"which are not loaded (weights_only); it was not written by this project "
+                        f"({str(e).strip().splitlines()[-1][:120]})") from None
+    except Exception as e:  # a damaged archive: torch raises many kinds (RuntimeError, KeyError, EOFError...)
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{f}: cannot read the checkpoint: a damaged file ({type(e).__name__}: {reason})") from None
+    problem = _shape_problem(ckpt)
+    if problem:
+        raise UserError(f"{f}: not a checkpoint of this project ({problem})")
     version = ckpt.get("format_version")
     if version not in READS:
         raise UserError(f"{f}: checkpoint format {version}, this code reads formats {', '.join(map(str, READS))}; "
                         f"use the version of this project that wrote it, or retrain")
     check_ensemble(ckpt, str(f))
     return ckpt
+
+
+def _shape_problem(ckpt) -> str | None:
+    """What is wrong with a loaded dict as a checkpoint of this format, or None."""
+    if not isinstance(ckpt, dict):
+        return f"a {type(ckpt).__name__}, not a dict"
+    if "members" in ckpt:
+        if not isinstance(ckpt["members"], list):
+            return "its members are not a list"
+        bad = next((p for p in map(_shape_problem, ckpt["members"]) if p), None)
+        return f"a member: {bad}" if bad else None
+    if "config" not in ckpt or "model" not in ckpt:
+        return "no config and model in it"
+    if not isinstance(ckpt["config"], dict):
+        return "its config is not a dict of fields"
+    if not isinstance(ckpt["model"], dict) or not all(isinstance(k, str) and torch.is_tensor(v)
+                                                      for k, v in ckpt["model"].items()):
+        return "its model is not a dict of named tensors"
+    return None
 
 
 def members(ckpt: dict) -> list[tuple[dict, float]]:
@@ -255,14 +287,3 @@ def describe(ckpt: dict) -> dict:
     out.update({"config": ckpt["config"], "epochs_recorded": len(ckpt.get("records") or []),
                 "resumable": "optimizer" in ckpt and "last_model" in ckpt, "release": ckpt.get("release")})
     return out
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: python -m study.checkpoint PATH", file=sys.stderr)
-        sys.exit(2)
-    try:
-        print(json.dumps(describe(load(sys.argv[1])), indent=1, default=str))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)

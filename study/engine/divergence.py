@@ -14,17 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, STATUS, VAL_ACCURACY,
-                          VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC,
-                          VAL_SHIFT_BACC)
+from study.names import BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, STATUS, VAL_KEYS, WHY
 
 # Nats per image. A model at chance scores ln 2 = 0.69 (binary) or ln 3 = 1.10 (3 classes), a badly
 # over-fitted one a few nats on validation; 50 nats means the true class gets e^-50 ~ 2e-22 of the
 # probability on average: no run that is still learning gets there.
 MAX_LOSS = 50.0
-WHY = "diverged_because"  # the diverged record's reason, e.g. "train loss nan"
-VAL_KEYS = (VAL_LOSS, VAL_ACCURACY, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1, VAL_BACC, VAL_SHIFT_ACCURACY,
-            VAL_SHIFT_AUC, VAL_SHIFT_BACC)
 
 
 def divergence(model: nn.Module, train_loss: float) -> str | None:

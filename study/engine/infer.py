@@ -17,14 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from study.config import TrainConfig
+from study.data.augment import TTA_VIEWS, tta_views
 from study.engine import checkpoint as ckpt_io
-from study.augment import TTA_VIEWS, tta_views
-from study.config import (VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
-                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC, TrainConfig, UserError)
-from study.engine.divergence import non_finite_weights
 from study.engine.device import autocast, pick_device
+from study.engine.divergence import non_finite_weights
 from study.engine.metrics import classification_metrics
+from study.errors import UserError
 from study.model import probabilities
+from study.names import (VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
+                         VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
 
 EVAL_BATCH = 128  # images per forward pass at inference; memory only, no effect on results
 NO_TTA = ("identity",)

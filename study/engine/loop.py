@@ -23,15 +23,18 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from study.config import TrainConfig
+from study.data.augment import cpu_augment, gpu_augment
+from study.data.layout import targets
+from study.data.splits import TrainData
 from study.engine import checkpoint as ckpt_io
-from study.augment import cpu_augment, gpu_augment
-from study.config import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, FINISHED, METRIC, RUNNING,
-                          STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_LOSS, TrainConfig, UserError)
-from study.data import TrainData, targets
-from study.engine.divergence import diverged_record, divergence, exploded
 from study.engine.device import on_device, pick_device, resolve_precision, seed_everything
+from study.engine.divergence import diverged_record, divergence, exploded
 from study.engine.infer import evaluate, forward, inputs, layout, loss_value, predicted
+from study.errors import UserError
 from study.model import build_model
+from study.names import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, FINISHED, METRIC, RUNNING,
+                         STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_LOSS)
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:

@@ -20,15 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
-from study.config import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS  # noqa: E402
-from study.tuner import build_tuner, restore_tuner  # noqa: E402
+from study.names import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS  # noqa: E402
+from study.tune.space import Asha
+from study.tune.tuner import build_tuner, restore_tuner  # noqa: E402
 
 SCORES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
 EPOCHS = 3
 SECONDS_PER_EPOCH = 1.0
 
 
-def scored(config: dict, data) -> None:
+def scored(config: dict, data, quiet: bool = False) -> None:
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -47,11 +48,11 @@ def main(storage: str, mode: str) -> int:
     try:
         resources = {"cpu": 1, "gpu": 0}
         if mode == "resume":
-            tuner = restore_tuner(f"{storage}/asha", None, resources, trainable=scored)
+            tuner = restore_tuner(f"{storage}/asha", None, resources, fn=scored)
         else:
             tuner = build_tuner(None, {"score": tune.grid_search(SCORES)}, name="asha", storage=storage,
-                                max_epochs=EPOCHS, asha={"grace_period": 1, "reduction_factor": 2}, num_samples=1,
-                                resources=resources, trainable=scored, max_concurrent=1)
+                                max_epochs=EPOCHS, asha=Asha(1, 2), num_samples=1,
+                                resources=resources, fn=scored, max_concurrent=1)
         tuner.fit()
     finally:
         ray.shutdown()

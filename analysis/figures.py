@@ -11,14 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.load import Experiment  # noqa: E402
-from study.config import EPOCH, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS  # noqa: E402
+from analysis.results.load import Experiment  # noqa: E402
+from study.names import EPOCH, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS  # noqa: E402
 
 PANELS = ((TRAIN_LOSS, "train loss"), (VAL_LOSS, "validation loss"),
           (TRAIN_ACCURACY, "train accuracy"), (VAL_ACCURACY, "validation accuracy"))

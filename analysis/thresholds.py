@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support  # noqa: E402
 
-from analysis.tree import local_checkpoint  # noqa: E402
-from study import data as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare/load_test)
+from analysis.results.tree import local_checkpoint  # noqa: E402
 from study.config import TrainConfig  # noqa: E402
+from study.data import splits as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare)
+from study.data.layout import targets  # noqa: E402
 from study.engine.device import pick_device  # noqa: E402
 from study.engine.infer import Predictor, load_predictor, scores  # noqa: E402
 
@@ -70,8 +71,8 @@ def predictor_validation(predictor: Predictor, root, cache: dict) -> ValPredicti
     """`predictor`'s predictions on the validation split and stress validation of its members' data fields."""
     cfg = predictor.cfg
     data = prepared(root, cfg, cache)
-    y = sdata.targets(data.val.labels3, cfg.num_classes)
-    ys = sdata.targets(data.stress.labels3, cfg.num_classes)
+    y = targets(data.val.labels3, cfg.num_classes)
+    ys = targets(data.stress.labels3, cfg.num_classes)
     probs, probs_stress = predictor.probabilities(data.val.images), predictor.probabilities(data.stress.images)
     metrics = scores(y, probs, cfg.num_classes, (ys, probs_stress))
     return ValPredictions(cfg, y, probs, metrics, data.description, ys, probs_stress)

@@ -1,6 +1,6 @@
 """Training throughput of the default network, through the same data path as training.
 
-    python -m study.bench [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last] [--set KEY=VALUE ...]
+    python -m benchmarks.throughput [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last] [--set KEY=VALUE ...]
 
 prints training images per second (forward + backward + optimizer step of the default
 TrainConfig network and recipe, augmentation included, Adam, batches of 32) on this machine's
@@ -41,13 +41,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from study import checks
-from study.config import PRECISIONS, TrainConfig, UserError
-from study.data import SAMPLE_ROOT, find_root, load_split, targets
-from study.model import build_model
+from study import cli
+from study.config import PRECISIONS, TrainConfig
+from study.data.layout import SAMPLE_ROOT, find_root, load_split, targets
 from study.engine.device import pick_device, resolve_precision, seed_everything
 from study.engine.infer import layout, predicted
 from study.engine.loop import make_loss, make_optimizer, train_one_epoch, train_step
+from study.errors import UserError
+from study.model import build_model
 
 
 def device_name(device: torch.device) -> str:
@@ -196,8 +197,9 @@ def bench(root: str | Path | None = None, resolution: int = 200, batches: int = 
     return out
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = checks.Parser(prog="python -m study.bench", description=__doc__.split("\n")[0])
+    ap = cli.Parser(prog="python -m benchmarks.throughput", description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, metavar="ROOT", help="data set folder (default: the bundled sample)")
     ap.add_argument("--resolution", type=int, default=200, help="input side in px (default 200)")
     ap.add_argument("--batches", type=int, default=20, help="timed training steps (default 20)")
@@ -215,12 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="any other TrainConfig field, e.g. --set augment=strong (default: TrainConfig's recipe)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    try:
-        r = bench(args.data, args.resolution, args.batches, args.warmup, args.precision, args.channels_last,
-                  args.compare, args.batch_size, args.threads, args.workers, sets=args.set)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    r = bench(args.data, args.resolution, args.batches, args.warmup, args.precision, args.channels_last,
+              args.compare, args.batch_size, args.threads, args.workers, sets=args.set)
     if args.json:
         print(json.dumps(r))
         return 0

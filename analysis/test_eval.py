@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import bootstrap_ci
-from study.engine.metrics import BINARY, binary_metrics, multiclass_metrics
-from analysis.progress import log as _log
-from analysis.tree import local_checkpoint
+from analysis.bootstrap import bootstrap_ci
+from analysis.log import log as _log
+from analysis.results.tree import local_checkpoint
+from study.config import TrainConfig
+from study.data import splits as sdata  # module attribute calls: tests can spy on load_test
+from study.data.layout import CLASSES, targets
 from study.engine import checkpoint as ckpt_io
-from study import data as sdata  # module attribute calls: tests can spy on load_test
-from study.config import BEST_METRIC, TrainConfig, UserError
-from study.data import CLASSES
 from study.engine.device import pick_device
 from study.engine.infer import predictor_from
+from study.engine.metrics import BINARY, binary_metrics, multiclass_metrics
+from study.errors import UserError
+from study.names import BEST_METRIC
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Selection:
     @property
     def headline(self) -> float | None:
         """The threshold the report leads with (analysis.threshold.HEADLINE_RULE), None for 3-class."""
-        from analysis.threshold import HEADLINE_RULE
+        from analysis.thresholds import HEADLINE_RULE
         return self.thresholds.get(HEADLINE_RULE)
 
     def at(self) -> list[float]:
@@ -144,7 +146,7 @@ def run_test(selections: list[Selection]) -> list[TestResult]:
             res.error = str(tests[key])
             continue
         split, res.description = tests[key]
-        y = sdata.targets(split.labels3, sel.cfg.num_classes)
+        y = targets(split.labels3, sel.cfg.num_classes)
         res.n_images = len(y)
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
         _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")

@@ -6,13 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.answers import Answer, epoch
-from analysis.evaluate import TestResult
+from analysis.test_eval import TestResult
 from analysis.importance import Importance
-from analysis.load import AT_BEST, BEST_EPOCH, LAST, Experiment
-from analysis.metrics import describe_bootstrap
-from analysis.render import Doc
-from study.config import BEST_METRIC, DIVERGED, ERROR_MESSAGE, ERRORED, METRIC, VAL_ACCURACY, VAL_AUC, VAL_F1, VAL_SHIFT_AUC
-from study.data import CLASSES
+from analysis.results.load import AT_BEST, BEST_EPOCH, LAST, Experiment
+from analysis.bootstrap import describe_bootstrap
+from analysis.report.render import Doc
+from study.data.layout import CLASSES
+from study.names import (BEST_METRIC, DAMAGED, DIVERGED, ERROR_MESSAGE, ERRORED, METRIC, VAL_ACCURACY, VAL_AUC, VAL_F1,
+                         VAL_SHIFT_AUC)
 
 # Published figures on the official Kaggle test split (624 images: 234 normal, 390 pneumonia).
 SEED_NOTEBOOK = {"source": "seed notebook (published, as printed)", "accuracy": 0.9038, "precision": 0.8141,
@@ -35,7 +36,6 @@ WHY_STRESS = (f"Selection score: {METRIC}, balanced accuracy on the stress valid
 
 def experiment_section(doc: Doc, exp: Experiment, ans: Answer, imp: Importance, fig: Path, imp_fig: Path | None) -> None:
     m = exp.meta
-    s = m.get("summary") or {}
     doc.h(2, f"Experiment: {exp.name}")
     doc.p(f"**Question.** {m.get('question', '')}")
     asha = exp.asha
@@ -92,6 +92,26 @@ def failures_section(doc: Doc, trials: pd.DataFrame) -> None:
           f"their epochs before the end are in the convergence figures.")
     doc.table(bad[["experiment", "trial_id", "label", "status", "epochs_run", ERROR_MESSAGE]],
               "Errored and diverged trials, with the last line of each error")
+
+
+def damaged_section(doc: Doc, res) -> list[str]:
+    """Trials whose result files are cut short or unreadable, and trial folders study.json counts that are not
+    there: listed, never read as a shorter run or a scheduler's decision. -> one warning line per experiment."""
+    rows, lines = [], []
+    for e in res.experiments:
+        bad = e.trials[e.trials["status"] == DAMAGED]
+        rows += [{"experiment": e.name, "trial": t["trial_id"], "what": t[ERROR_MESSAGE]} for _, t in bad.iterrows()]
+        rows += [{"experiment": e.name, "trial": m, "what": "missing: study.json counts it, its folder is not there"}
+                 for m in e.missing]
+        if len(bad) or e.missing:
+            lines.append(f"warning: {e.name}: {len(bad)} damaged trial(s), {len(e.missing)} missing; they are listed in "
+                         f"the report's 'Damaged or missing trials' section and never selected")
+    if rows:
+        doc.h(2, "Damaged or missing trials")
+        doc.note("These trials' files are cut short, unreadable or gone (a killed run, a partial copy): they have no "
+                 "selection score here and are never selected. Restore the files, or --resume the study to rerun them.")
+        doc.table(pd.DataFrame(rows), "Damaged or missing trials")
+    return lines
 
 
 def overall_section(doc: Doc, trials: pd.DataFrame, choice) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pyarrow import fs as pafs
 
-from study.cache import default_cache_dir
+from study.data.cache import default_cache_dir
 from study.errors import UserError
 from study.storage import CREDENTIALS, first_line, is_uri, local_path, open_uri
 

@@ -1,10 +1,10 @@
 """Time building the image cache from JPEGs against loading the cached train split.
 
-    python -m study.bench_cache ROOT [--resolution 200] [--repeats 3] [--json]
+    python -m benchmarks.cache ROOT [--resolution 200] [--repeats 3] [--json]
 
 prints the train split measured (images, px, repeats, CPUs, load average before and after), then
 for each of
-  build  cold: study.cache.load_or_build into a fresh, empty cache dir (decode every image, write
+  build  cold: study.data.cache.load_or_build into a fresh, empty cache dir (decode every image, write
          the entry), as the first run of a study at a resolution does;
   load   warm: load_or_build on the same file list once the entry exists (the content-key stat
          pass over every file, the metadata JSON, np.load of the array), as every later run does;
@@ -18,7 +18,6 @@ JSON object instead. Exit status 0 when the requirement is met, 1 when not, 2 on
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import json
@@ -33,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from study.cache import load_or_build
-from study.config import UserError
-from study.data import SAMPLE_ROOT, find_root, scan_split
+from study.data.cache import load_or_build
+from study.data.layout import SAMPLE_ROOT, find_root, scan_split
+from study import cli
+from study.errors import UserError
 
 REQUIRED_SPEEDUP = 20.0
 
@@ -126,7 +126,7 @@ def bench(root: str | Path | None, resolution: int = 200, repeats: int = 3,
     }
 
 
-def _report(r: dict) -> str:
+def report(r: dict) -> str:
     m = r["machine"]
     la = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     lines = [
@@ -147,24 +147,21 @@ def _report(r: dict) -> str:
     return "\n".join(lines)
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m study.bench_cache", description=__doc__.split("\n")[0])
+    ap = cli.Parser(prog="python -m benchmarks.cache", description=__doc__.split("\n")[0])
     ap.add_argument("root", nargs="?", default=None, help="data set folder (default: the bundled sample)")
     ap.add_argument("--resolution", type=int, default=200, help="px side of the cached images (default 200)")
     ap.add_argument("--repeats", type=int, default=3, help="times each measurement is taken (default 3)")
     ap.add_argument("--tmp-dir", default=None, help="where the throwaway cache dirs go (default: system temp)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    try:
-        if args.repeats < 1:
-            raise UserError(f"--repeats {args.repeats}: expected >= 1")
-        if args.resolution < 16:
-            raise UserError(f"--resolution {args.resolution}: expected >= 16 px")
-        r = bench(args.root, args.resolution, args.repeats, args.tmp_dir)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(r) if args.json else _report(r))
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: expected >= 1")
+    if args.resolution < 16:
+        raise UserError(f"--resolution {args.resolution}: expected >= 16 px")
+    r = bench(args.root, args.resolution, args.repeats, args.tmp_dir)
+    print(json.dumps(r) if args.json else report(r))
     return 0 if r["meets_requirement"] else 1
 
 

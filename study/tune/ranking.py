@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from study.config import CONFIRM_PREFIX, DIVERGED
+from study.names import CONFIRM_PREFIX, DIVERGED, ERRORED
 
 
 def hashable(v):
@@ -34,7 +34,7 @@ def config_key(config: dict) -> tuple:
 def selectable(row: dict) -> bool:
     score = row.get("score")
     return (isinstance(score, (int, float)) and math.isfinite(score) and bool(row.get("checkpoint"))
-            and row.get("status") != DIVERGED and not str(row["experiment"]).startswith(CONFIRM_PREFIX))
+            and row.get("status") not in (DIVERGED, ERRORED) and not str(row["experiment"]).startswith(CONFIRM_PREFIX))
 
 
 def rank(rows: Iterable[dict]) -> list[dict]:

@@ -1,9 +1,5 @@
 """Read a results tree (written by `python -m study.run`) into pandas frames; reads files only.
 
-    python -m analysis.load RESULTS            # RESULTS: a folder, or s3://BUCKET/PREFIX[/EXPERIMENT]
-
-prints one line per experiment found: its trials, epochs run and best selection score.
-
 RESULTS is one experiment (STORAGE/EXPERIMENT, holding study.json and one folder per Ray trial)
 or a storage root holding several, wherever study.run's --storage put it: a local folder, or a URI
 that pyarrow.fs opens (s3://, gs://, hdfs://, file://; S3 honours the AWS_* environment, e.g.
@@ -19,7 +15,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-import sys
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,19 +23,15 @@ from pathlib import Path
 import pandas as pd
 from pyarrow import fs as pafs
 
-from analysis.tree import Tree
-from study.select import hashable
-from study.engine.checkpoint import FILE as CHECKPOINT_FILE  # what makes a checkpoint_NNNNNN/ folder a usable checkpoint
-from study.config import (BEST_EPOCH, BEST_METRIC, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
-                          STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_BACC,
-                          VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL, VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
-                          UserError, trial_budget, trial_status)
-from study.engine.divergence import WHY
+from analysis.results.tree import Tree
+from study.engine.checkpoint import FILE as CHECKPOINT_FILE
+from study.errors import UserError
+from study.names import (BEST_EPOCH, BEST_METRIC, DAMAGED, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_KEYS, VAL_LOSS,
+                         diverged_why, trial_budget, trial_status)
+from study.tune.ranking import hashable
 
 RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
 # plain validation, then the stress validation (what selection scores)
-VAL_METRICS = (VAL_ACCURACY, VAL_LOSS, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1, VAL_BACC,
-               VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
 SELECTION_SCORE = "selection_score"  # trials.csv: the exact value the study selected a trial on (its BEST_METRIC)
 CURVE_METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACCURACY, VAL_ACCURACY)
 AT_BEST, LAST = "_at_best", "_last"  # trials columns: f"{VAL_F1}{AT_BEST}" = val F1 of the best epoch
@@ -64,6 +55,7 @@ class Experiment:
     meta: dict                # study.json
     trials: pd.DataFrame      # one row per trial folder (see _trial_row)
     epochs: pd.DataFrame      # one row per trial and epoch: experiment, trial_id, label, EPOCH, metrics
+    missing: list = field(default_factory=list)  # trial folders study.json counts that are not there
 
     @property
     def searched(self) -> list[str]:
@@ -100,14 +92,31 @@ class Results:
         return next((e.meta["study_id"] for e in self.experiments if e.meta.get("study_id")), None)
 
 
-def _parse_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a killed run
+def _parse_lines(text: str) -> tuple[list[dict], str | None]:
+    """result.json's records, and what is damaged in it (a line cut short by a killed run, a line that is not
+    a record), or None. Damage is reported, never read as a shorter run."""
+    out, bad = [], []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
             continue
-    return out
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            bad.append(i)
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+        else:
+            bad.append(i)
+    return out, (f"result.json line(s) {', '.join(map(str, bad[:3]))} cut short or not a record" if bad else None)
+
+
+def _json_object(tree: Tree, path: str) -> tuple[dict, str | None]:
+    try:
+        v = json.loads(tree.read(path))
+    except (ValueError, UnicodeDecodeError):
+        return {}, f"{posixpath.basename(path)} is not JSON"
+    return (v, None) if isinstance(v, dict) else ({}, f"{posixpath.basename(path)} is not a JSON object")
 
 
 def latest_checkpoint(files: set[str]) -> str | None:
@@ -146,14 +155,16 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
            statuses: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """One trial folder `d` (a path on tree.fs) whose files (relative to it) are `files`."""
     searched = list(meta.get("searched") or [])
-    config = json.loads(tree.read(f"{d}/params.json")) if "params.json" in files else {}
-    records = _parse_lines(tree.read(f"{d}/result.json").decode()) if "result.json" in files else []
+    config, bad_config = _json_object(tree, f"{d}/params.json") if "params.json" in files else ({}, "no params.json")
+    records, bad_records = (_parse_lines(tree.read(f"{d}/result.json").decode(errors="replace")) if "result.json" in files
+                            else ([], "no result.json"))
+    damage = bad_config or bad_records
     m = _TRIAL_ID.search(posixpath.basename(d))
     trial_id = next((r[RAY_TRIAL_ID] for r in records if RAY_TRIAL_ID in r), m.group(1) if m else posixpath.basename(d))
     epochs = pd.DataFrame(records)
     if len(epochs) and EPOCH in epochs:
         epochs = epochs.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH)  # a restarted trial repeats epochs
-        keep = [c for c in (EPOCH, *CURVE_METRICS, *VAL_METRICS, BEST_METRIC, BEST_EPOCH) if c in epochs]
+        keep = [c for c in (EPOCH, *CURVE_METRICS, *VAL_KEYS, BEST_METRIC, BEST_EPOCH) if c in epochs]
         epochs = epochs[list(dict.fromkeys(keep))].reset_index(drop=True)
     else:
         epochs = pd.DataFrame(columns=[EPOCH, *CURVE_METRICS])
@@ -169,10 +180,11 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
     early = bool(last.get(EARLY_STOPPED, False))
     error = "error.txt" in files
     ray_status = (statuses or {}).get(trial_id)
-    status = trial_status(last, budget, ray_status != "TERMINATED" if ray_status else error, bool(meta.get("asha")))
+    status = DAMAGED if damage else trial_status(last, budget, ray_status != "TERMINATED" if ray_status else error,
+                                                 bool(meta.get("asha")))
     message = (error_line(tree, d) if error and status == ERRORED else last.get(ERROR_MESSAGE) if status == ERRORED
                and last.get(ERROR_MESSAGE) else f"did not finish (Ray: {ray_status})" if ray_status not in (None, "TERMINATED")
-               else f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}" if status == DIVERGED else "")
+               else diverged_why(last) if status == DIVERGED else f"damaged: {damage}" if damage else "")
     row = {"experiment": exp, "trial_id": trial_id, "label": lab, "config_label": config_label,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
@@ -180,10 +192,10 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
            "status": status, ERROR_MESSAGE: message or "",
            # an errored or diverged trial has no score: it is never selected
            BEST_EPOCH: last.get(BEST_EPOCH),
-           BEST_METRIC: float("nan") if status in (ERRORED, DIVERGED) else last.get(BEST_METRIC, float("nan"))}
+           BEST_METRIC: float("nan") if status in (ERRORED, DIVERGED, DAMAGED) else last.get(BEST_METRIC, float("nan"))}
     row[SELECTION_SCORE] = row[BEST_METRIC]
     best = epochs[epochs[EPOCH] == row[BEST_EPOCH]] if len(epochs) else epochs
-    for mname in VAL_METRICS:
+    for mname in VAL_KEYS:
         row[mname + AT_BEST] = float(best[mname].iloc[0]) if len(best) and mname in best else float("nan")
         row[mname + LAST] = float(epochs[mname].iloc[-1]) if len(epochs) and mname in epochs else float("nan")
     ckpt = latest_checkpoint(files)
@@ -203,10 +215,7 @@ def _load(tree: Tree, path: str) -> Experiment:
         if f.type == pafs.FileType.File and "/" in rel:
             trial, rest = rel.split("/", 1)
             files[trial].add(rest)
-    try:
-        meta = json.loads(tree.read(f"{path}/{STUDY_FILE}"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}/{STUDY_FILE}: not valid JSON ({e}); re-run the experiment with python -m study.run") from None
+    meta = study_meta(tree, path)
     name = meta.get("experiment") or posixpath.basename(path)
     dirs = sorted(d for d, fs in files.items() if "params.json" in fs or "result.json" in fs)
     if not dirs:
@@ -219,7 +228,32 @@ def _load(tree: Tree, path: str) -> Experiment:
     trials = pd.DataFrame(list(rows)).sort_values("trial_id", ignore_index=True)
     epochs = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=["experiment", "trial_id", "label", EPOCH, *CURVE_METRICS])
-    return Experiment(name, where, meta, trials, epochs)
+    summary = meta.get("summary") or {}
+    expected, counted = summary.get("trial_names"), summary.get("trials")
+    if isinstance(expected, list):  # study.json names its trials (since 2026-12-01)
+        missing = sorted(set(map(str, expected)) - {posixpath.basename(d) for d in dirs})
+    elif isinstance(counted, int) and counted > len(dirs):  # older ones count them
+        missing = [f"{counted - len(dirs)} unnamed trial folder(s)"]
+    else:
+        missing = []
+    return Experiment(name, where, meta, trials, epochs, missing)
+
+
+def study_meta(tree: Tree, path: str) -> dict:
+    """An experiment's study.json, checked for the shape the report reads; a UserError naming the file."""
+    where = f"{tree.name(path)}/{STUDY_FILE}"
+    try:
+        meta = json.loads(tree.read(f"{path}/{STUDY_FILE}"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{where}: not valid JSON ({str(e)[:80]}); re-run the experiment with python -m study.run") from None
+    shape = {"searched": list, "asha": dict, "summary": dict, "base_config": dict, "experiment": str, "max_epochs": int}
+    bad = [k for k, t in shape.items() if isinstance(meta, dict) and meta.get(k) is not None
+           and not isinstance(meta[k], t)]
+    if not isinstance(meta, dict) or bad:
+        raise UserError(f"{where}: not a study.json written by python -m study.run "
+                        f"({'not a JSON object' if not isinstance(meta, dict) else 'bad field(s) ' + ', '.join(bad)}); "
+                        f"restore it or re-run the experiment")
+    return meta
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -242,8 +276,9 @@ def _find(tree: Tree) -> tuple[list[str], list[str]]:
         raise UserError(f"{given}: is a file; pass the folder written by python -m study.run (STORAGE/EXPERIMENT or STORAGE)")
     if study.type == pafs.FileType.File:
         try:
-            is_experiment = "experiment" in json.loads(tree.read(f"{tree.base}/{STUDY_FILE}"))
-        except json.JSONDecodeError as e:
+            top = json.loads(tree.read(f"{tree.base}/{STUDY_FILE}"))
+            is_experiment = isinstance(top, dict) and "experiment" in top
+        except ValueError as e:
             raise UserError(f"{given}/{STUDY_FILE}: not valid JSON ({e}); restore it, or re-run python -m study.run") from None
         if is_experiment:  # an experiment's study.json; a storage root's names the study (study_id) only
             return [tree.base], []
@@ -277,26 +312,3 @@ def csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
     `checkpoint` is the folder of the trial's kept model (`python -m study.predict --model CHECKPOINT`),
     a URI for a remote tree (analysis.tree.local_checkpoint copies it here)."""
     return trials.drop(columns=["config", "label", "config_label"], errors="ignore")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m analysis.load RESULTS (a folder or a URI such as s3://BUCKET/PREFIX)", file=sys.stderr)
-        return 2
-    try:
-        res = load_results(args[0])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for e in res.experiments:
-        t = e.trials
-        print(f"{e.name}: {len(t)} trials, {int(t['epochs_run'].sum())}/{int(t['epoch_budget'].sum())} epochs, "
-              f"best {METRIC} {t[BEST_METRIC].max():.4f} ({e.path})")
-    for d in res.unfinished:
-        print(f"{posixpath.basename(d)}: no {STUDY_FILE} (unfinished or crashed), skipped")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pyarrow import fs as pafs
 
-from study.config import UserError
-from study.fetch import fetch
+from study.data.fetch import fetch
+from study.errors import UserError
 from study.storage import CREDENTIALS, first_line, is_uri, open_uri
 
 

@@ -1,6 +1,6 @@
 # Two commands do all the setup on a fresh machine:
 #   make study   creates .venv, installs, runs the quick study on the bundled sample, writes its report
-#   make test    creates .venv if needed, installs, runs the test suite (slow tests at a small size)
+#   make test    creates .venv if needed, installs, runs ruff and the test suite (slow tests at a small size)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -27,6 +27,7 @@ chromium:
 	  echo "chromium not installed: the report-rendering test will be skipped"; }
 
 test: $(STAMP) chromium
+	$(PY) -m ruff check study analysis search_spaces benchmarks tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -108,7 +108,7 @@ def compare_to_reference(exp: Experiment, keys: list[str], noise, a: Answer) -> 
     is_ref = g[keys].apply(tuple, axis=1) == ref
     n_val = int(exp.meta.get("n_val") or 0)
     best = g.iloc[0]
-    name = lambda r: ", ".join(f"{k}={r[k]}" for k in keys)  # noqa: E731
+    name = lambda r: ", ".join(f"{k}={r[k]}" for k in keys)
     if is_ref.any():
         r0 = g[is_ref].iloc[0]
         g["vs seed network"] = g["mean"] - r0["mean"]

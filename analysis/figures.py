@@ -8,23 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from analysis.results.load import Experiment  # noqa: E402
-from study.names import EPOCH, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS  # noqa: E402
+from analysis.results.load import Experiment
+from study.names import EPOCH, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS
 
 PANELS = ((TRAIN_LOSS, "train loss"), (VAL_LOSS, "validation loss"),
           (TRAIN_ACCURACY, "train accuracy"), (VAL_ACCURACY, "validation accuracy"))
 
 
 def colors(n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
+    cmap = matplotlib.colormaps.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
     return [cmap(i if n <= 20 else i / max(n - 1, 1)) for i in range(n)]
 
 
@@ -34,7 +32,8 @@ def convergence_figure(exp: Experiment, out: Path) -> Path:
     n_legend = len(trials) + bool(exp.asha) + bool(trials["early_stopped"].any())
     ncol = 1 if n_legend <= 6 else 2 if n_legend <= 16 else 3
     legend_h = 0.3 + 0.19 * -(-n_legend // ncol)  # inches below the panels
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.8 + legend_h), sharex=True)
+    fig = Figure(figsize=(11, 6.8 + legend_h))
+    axes = fig.subplots(2, 2, sharex=True)
     for (metric, title), ax in zip(PANELS, axes.flat):
         for (_, t), color in zip(trials.iterrows(), colors(len(trials))):
             e = exp.epochs[exp.epochs["trial_id"] == t["trial_id"]]
@@ -69,14 +68,14 @@ def convergence_figure(exp: Experiment, out: Path) -> Path:
     fig.tight_layout(rect=(0, legend_h / (6.8 + legend_h), 1, 1))
     path = out / f"convergence_{exp.name}.png"
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def bar_figure(values: dict[str, float], errors: dict[str, float] | None, title: str, xlabel: str, path: Path) -> Path:
     """Horizontal bars (e.g. importance per hyperparameter), largest on top."""
     names = sorted(values, key=lambda k: values[k])
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(names)))
+    fig = Figure(figsize=(7, 0.5 + 0.45 * len(names)))
+    ax = fig.subplots()
     ax.barh(names, [values[n] for n in names], xerr=[errors[n] for n in names] if errors else None,
             color="tab:blue", alpha=0.8, capsize=3)
     ax.axvline(0, color="black", lw=0.8)
@@ -85,14 +84,14 @@ def bar_figure(values: dict[str, float], errors: dict[str, float] | None, title:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def heatmap_figure(table: pd.DataFrame, xlabel: str, label: str, path: Path) -> Path:
     """A rows x columns grid of values (e.g. best accuracy per optimizer and learning rate), annotated."""
     values = table.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * values.shape[1], 1.2 + 0.6 * values.shape[0]))
+    fig = Figure(figsize=(1.6 + 1.1 * values.shape[1], 1.2 + 0.6 * values.shape[0]))
+    ax = fig.subplots()
     im = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(values.shape[1]), [f"{c:g}" if isinstance(c, float) else str(c) for c in table.columns])
     ax.set_yticks(range(values.shape[0]), [str(i) for i in table.index])
@@ -104,5 +103,4 @@ def heatmap_figure(table: pd.DataFrame, xlabel: str, label: str, path: Path) -> 
     fig.colorbar(im, ax=ax, label=label)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

@@ -9,7 +9,7 @@ ensemble file such as the report's ensemble-binary.pt) is packaged as it is; sev
 ensemble-selected on the stress validation (analysis.ensemble, Caruana's greedy selection). The
 model is scored on its own validation split and stress validation (re-prepared from ROOT with its
 data fields; never a test split). Test-time views (--tta): `auto` (default) keeps
-study/augment.py's TTA_VIEWS only when they lower the selection rule (balanced log-loss) on the
+study/data/augment.py's TTA_VIEWS only when they lower the selection rule (balanced log-loss) on the
 stress validation, `none`, `all`, or names joined by commas. Binary: the headline threshold is
 Youden's J on the stress validation, as the report chooses it (the Q2 best-F1 threshold is recorded
 too). 3-class with --gate BINARY (a released binary model file): the two-stage decision (the gate

@@ -2,7 +2,7 @@
 
 `run_test` gets selections that are already fixed (configuration from the mean selection score
 over seeds, thresholds from validation: best F1, and the headline Youden's J on the stress
-validation; analysis.threshold), each with the checkpoints of the models to score: the study's
+validation; analysis.thresholds), each with the checkpoints of the models to score: the study's
 confirmation-stage models of that configuration (STORAGE/confirm-binary, confirm-3class: seeds
 that took no part in selection) when the study ran that stage, else the configuration's own
 trials. It reads the test split with study.data.load_test once per data configuration (the
@@ -42,11 +42,11 @@ class Selection:
     root: str | None = None   # data set folder (None: the bundled sample)
     models: tuple = ()        # checkpoints of the models scored on the test split
     models_from: str = ""     # where they come from, for the report
-    views: tuple | None = None  # test-time views (study.augment.TTA_VIEWS); None: each file's own
+    views: tuple | None = None  # test-time views (study.data.augment.TTA_VIEWS); None: each file's own
 
     @property
     def headline(self) -> float | None:
-        """The threshold the report leads with (analysis.threshold.HEADLINE_RULE), None for 3-class."""
+        """The threshold the report leads with (analysis.thresholds.HEADLINE_RULE), None for 3-class."""
         from analysis.thresholds import HEADLINE_RULE
         return self.thresholds.get(HEADLINE_RULE)
 

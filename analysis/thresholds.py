@@ -12,7 +12,7 @@ in it). At 0.10, 0.15, ..., 0.90:
     and the stress images make it a choice for films that look different from train's. F1 counts
     true negatives nowhere: on a 74 %-pneumonia validation split it favours low thresholds that
     give away specificity, the test split's weak point.
-The test split is never read here; analysis.evaluate applies the thresholds to it later.
+The test split is never read here; analysis.test_eval applies the thresholds to it later.
 The seed notebook chose its threshold (0.40) on the test set, which leaks the test labels into the
 model and inflates the F1 it then reports on that same test set.
 """
@@ -21,20 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support  # noqa: E402
-
-from analysis.results.tree import local_checkpoint  # noqa: E402
-from study.config import TrainConfig  # noqa: E402
-from study.data import splits as sdata  # noqa: E402  (module attribute calls: tests can spy on prepare)
-from study.data.layout import targets  # noqa: E402
-from study.engine.device import pick_device  # noqa: E402
-from study.engine.infer import Predictor, load_predictor, scores  # noqa: E402
+from analysis.results.tree import local_checkpoint
+from study.config import TrainConfig
+from study.data import splits as sdata  # module attribute calls: tests can spy on prepare
+from study.data.layout import targets
+from study.engine.device import pick_device
+from study.engine.infer import Predictor, load_predictor, scores
 
 THRESHOLDS = tuple(round(0.10 + 0.05 * i, 2) for i in range(17))  # 0.10 .. 0.90
 F1_RULE = "best F1 on validation (Q2)"
@@ -54,9 +51,9 @@ class ValPredictions:
     cfg: TrainConfig
     y: np.ndarray          # binary targets (2 classes) or class indices (3 classes)
     probs: np.ndarray      # [N] pneumonia probability or [N, 3]
-    metrics: dict          # study.train.evaluate's validation metrics (VAL_* names) at 0.5 / argmax
+    metrics: dict          # study.engine.infer.evaluate's validation metrics (VAL_* names) at 0.5 / argmax
     description: str       # the prepared data's description
-    y_stress: np.ndarray   # the stress validation (study.augment.STRESS): targets ...
+    y_stress: np.ndarray   # the stress validation (study.data.stress.STRESS): targets ...
     probs_stress: np.ndarray  # ... and predictions
 
 
@@ -108,7 +105,8 @@ def youden_threshold(y_stress: np.ndarray, probs_stress: np.ndarray) -> tuple[fl
 
 def pr_figure(y: np.ndarray, probs: np.ndarray, table: pd.DataFrame, chosen: float, out: Path, title: str) -> Path:
     """Validation precision-recall curve with the 17 thresholds marked and coloured by F1."""
-    fig, ax = plt.subplots(figsize=(8, 6.6))
+    fig = Figure(figsize=(8, 6.6))
+    ax = fig.subplots()
     if len(np.unique(y)) == 2:
         prec, rec, _ = precision_recall_curve(y, probs)
         ax.plot(rec, prec, color="gray", lw=1.2, label="precision-recall curve (all thresholds)")
@@ -133,5 +131,4 @@ def pr_figure(y: np.ndarray, probs: np.ndarray, table: pd.DataFrame, chosen: flo
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
-    plt.close(fig)
     return out

@@ -1,6 +1,7 @@
 """Training throughput of the default network, through the same data path as training.
 
-    python -m benchmarks.throughput [--resolution 200] [--batches 20] [--json] [--compare] [--precision auto|fp32|bf16] [--no-channels-last] [--set KEY=VALUE ...]
+    python -m benchmarks.throughput [--resolution 200] [--batches 20] [--json] [--compare]
+        [--precision auto|fp32|bf16] [--no-channels-last] [--set KEY=VALUE ...]
 
 prints training images per second (forward + backward + optimizer step of the default
 TrainConfig network and recipe, augmentation included, Adam, batches of 32) on this machine's
@@ -70,7 +71,7 @@ def default_workers() -> int:
 
 
 def setup(cfg: TrainConfig, labels3: np.ndarray, device: torch.device):
-    """Model, optimizer and loss exactly as study.train.fit builds them."""
+    """Model, optimizer and loss exactly as study.engine.loop.fit builds them."""
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     if cfg.channels_last:

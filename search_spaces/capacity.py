@@ -4,7 +4,7 @@ The default recipe (augment=medium, class_balance=weights, norm=batch) trained w
   filters       (16,16,16,16) half / (32,32,32,32) the seed's / (64,64,64,64) double: width of the 4 conv
                 blocks (the dense layer's input grows with the last block's width)
   lr_schedule   none (the seed: lr throughout) / cosine (1 warm-up epoch, then cosine to 0) / onecycle
-                (torch's OneCycleLR peaking at lr): study/train.py make_schedule
+                (torch's OneCycleLR peaking at lr): study/engine/loop.py make_schedule
   epochs        6 / 12 (the seed's budget) / 24: each trial is judged against its own budget
 3 x 3 x 3 = 27 configurations, one seed each (the generalization run's seed std is the yardstick).
 No ASHA: a scheduled run's early epochs run at a high learning rate and say little about where it

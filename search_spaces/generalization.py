@@ -4,12 +4,12 @@ The official test films come from another acquisition than train's (framing, exp
 processing) and hold 62.5 % pneumonia where train holds 74 %. On the team's H100 runs the seed
 recipe scored 0.99 on validation but 0.78 on the official test (specificity 0.42), and plain
 validation accuracy ranked recipes backwards against the test. So this experiment compares
-recipes, and every trial is scored on the stress validation (study.augment.STRESS: the
+recipes, and every trial is scored on the stress validation (study.data.stress.STRESS: the
 validation images under other processing, exposure, framing and detector), balanced over the
 classes (METRIC in study/names.py), not on validation accuracy.
 
 Grid, 4 x 3 x 2 = 24 recipes, 2 seeds each (48 trials):
-  augment        none (the seed) / light / medium / strong: study/augment.py declares each level
+  augment        none (the seed) / light / medium / strong: study/data/augment.py declares each level
   class_balance  none (the seed) / weights (inverse-frequency loss) / sampler (class-balanced draws)
   norm           none (the seed) / batch (BatchNorm2d after every convolution)
 20 epochs, no ASHA: augmentation pays late, and an early rung would stop the recipes this

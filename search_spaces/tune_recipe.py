@@ -3,7 +3,7 @@
 generalization.py compares named recipes on a grid; this experiment takes TrainConfig's default
 recipe (the level, class balance and normalisation it settled on) and tunes how hard to augment
 and how to optimise it, where a grid would be coarse and wasteful:
-  augment_strength  0.25 .. 2 (linear)    multiplies the level's magnitudes (study/augment.py)
+  augment_strength  0.25 .. 2 (linear)    multiplies the level's magnitudes (study/data/augment.py)
   lr                1e-4 .. 3e-3 (log)    Adam's learning rate
   weight_decay      1e-6 .. 1e-3 (log)    L2 per step
 Search: Optuna's TPE through Ray Tune's OptunaSearch, seeded, with the current default recipe

@@ -33,7 +33,7 @@ from study.errors import UserError
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "rmsprop")
 EXTRA_LAYERS = ("conv", "dense", "batchnorm", "dropout")
 DROPOUT_PLACES = ("dense", "conv", "both")
-AUGMENTS = tuple(AUGMENT_LEVELS)  # declared once, with their magnitudes, in study/augment.py
+AUGMENTS = tuple(AUGMENT_LEVELS)  # declared once, with their magnitudes, in study/data/augment.py
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_BALANCES = ("none", "weights", "sampler")
 NORMS = ("none", "batch")
@@ -77,15 +77,16 @@ class TrainConfig:
     holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.10  # share of train patients held out as our own test split
     split_seed: Seed = 0             # seeds the patient-level carve; same for every trial of a study
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = all; else a seeded stratified subset (CPU studies)
-    augment: Literal[AUGMENTS] = "medium"  # level of study/augment.py: none / light / medium / strong (training only)
-    augment_strength: Annotated[float, Field(ge=0, le=3)] = 1.0  # multiplies the level's magnitudes (gamma on a log scale); 1 = as declared
+    augment: Literal[AUGMENTS] = "medium"  # level of study/data/augment.py: none / light / medium / strong (training only)
+    augment_strength: Annotated[float, Field(ge=0, le=3)] = 1.0  # x the level's magnitudes (gamma: log scale); 1 = as declared
 
     # ---- model ----
     num_classes: Literal[2, 3] = 2   # 2: normal/pneumonia (1 logit, sigmoid); 3: normal/bacteria/virus (softmax)
-    filters: Annotated[tuple[Filters, ...], Field(min_length=1, max_length=10)] = (32, 32, 32, 32)  # conv filters per block; len = number of blocks
-    kernel_sizes: Annotated[tuple[Kernel, ...], Field(min_length=1, max_length=10)] = (3, 3, 3, 3)  # conv kernel side (px) per block; odd, 'same' padding
+    # conv filters per block (len = number of blocks) and each block's kernel side in px (odd, 'same' padding)
+    filters: Annotated[tuple[Filters, ...], Field(min_length=1, max_length=10)] = (32, 32, 32, 32)
+    kernel_sizes: Annotated[tuple[Kernel, ...], Field(min_length=1, max_length=10)] = (3, 3, 3, 3)
     dense_units: Annotated[int, Field(ge=1, le=8192)] = 128  # hidden dense layer width
-    extra_layers: Annotated[tuple[Literal[EXTRA_LAYERS], ...], Field(max_length=8)] = ()  # added layers, in order (see study/model.py)
+    extra_layers: Annotated[tuple[Literal[EXTRA_LAYERS], ...], Field(max_length=8)] = ()  # added layers in order (model.py)
     dropout: Fraction = 0.0          # drop probability; 0 = no dropout layer
     dropout_place: Literal[DROPOUT_PLACES] = "dense"  # "dense": before the output layer; "conv": after each block; "both"
     norm: Literal[NORMS] = "batch"   # "batch": BatchNorm2d after every convolution; "none": as the seed
@@ -104,7 +105,7 @@ class TrainConfig:
     epochs: Count = 12               # full passes over train
     class_balance: Literal[CLASS_BALANCES] = "weights"  # "weights": inverse-frequency loss weights; "sampler": draw len(train)
                                      # images per epoch with replacement, each class equally likely
-    early_stopping_patience: Annotated[int, Field(ge=0)] = 0  # epochs without val improvement before stopping; 0 = off (separate from ASHA)
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 0  # epochs without improvement before stopping; 0 = off (not ASHA)
 
     # ---- runtime ----
     seed: Seed = 0                   # init, shuffling and augmentation
@@ -227,8 +228,8 @@ class Rule:
         if self.kind == "bool":
             return noun
         words = " ".join([*self.predicates, noun])
-        bounds = [f"{op} {v if isinstance(v, int) else format(v, 'g')}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                  if v is not None]
+        pairs = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        bounds = [f"{op} {v if isinstance(v, int) else format(v, 'g')}" for op, v in pairs if v is not None]
         return ("an " if words[0] in "aeiou" else "a ") + words + (" " + " and ".join(bounds) if bounds else "")
 
 

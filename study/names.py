@@ -16,7 +16,7 @@ VAL_RECALL = "val_recall"
 VAL_F1 = "val_f1"
 VAL_BACC = "val_bacc"                    # balanced accuracy (mean recall over classes) on validation
 # The stress validation: every validation image under each acquisition-style change of
-# study.augment.STRESS (other processing, exposure, framing, detector), fixed and seeded.
+# study.data.stress.STRESS (other processing, exposure, framing, detector), fixed and seeded.
 VAL_SHIFT_ACCURACY = "val_shift_accuracy"
 VAL_SHIFT_AUC = "val_shift_auc"
 VAL_SHIFT_BACC = "val_shift_bacc"        # balanced accuracy on the stress validation: the selection score
@@ -25,7 +25,7 @@ EPOCH_SECONDS = "epoch_seconds"
 BEST_EPOCH = "best_epoch"        # epoch whose weights a run keeps
 EARLY_STOPPED = "early_stopped"  # patience ran out at this epoch
 # ---- files ----
-STUDY_FILE = "study.json"        # per experiment: written by study.run when it ends, read by analysis; STORAGE/study.json: the study's id
+STUDY_FILE = "study.json"        # per experiment: written by study.run when it ends (read by analysis); STORAGE/: the study id
 SETTINGS_FILE = "settings.json"  # per experiment: the settings it was started with, written first (a --resume must match)
 LOCK_FILE = ".study.lock"        # STORAGE/: the study.run that holds this storage (pid, host, start, heartbeat)
 CONFIRM_PREFIX = "confirm-"      # the confirmation stage's experiments (study/tune/confirm.py); never selected from

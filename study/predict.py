@@ -18,9 +18,9 @@ carries none, or --threshold (binary models only). PATH is a model file (study/e
 a checkpoint.pt, the folder `python -m study.train --out DIR` wrote, a trial's checkpoint from a
 study (trials.csv's `checkpoint` column), or an ensemble file (the report's ensemble-*.pt, a
 release); an ensemble predicts the weighted mean of its members' probabilities. --tta averages
-over test-time views (study/augment.py TTA_VIEWS); by default a file's own (a release keeps them
+over test-time views (study/data/augment.py TTA_VIEWS); by default a file's own (a release keeps them
 only where the stress validation said they help). Images go through the training pipeline
-exactly: the data layer's decoder (study.cache.decode: 8-bit grayscale, square resize to the
+exactly: the data layer's decoder (study.data.cache.decode: 8-bit grayscale, square resize to the
 model's resolution), uint8 -> /255, one channel, the model's precision and memory format.
 Accepted files: .jpeg, .jpg or .png names that decode.
 

@@ -3,7 +3,7 @@
     python -m study.train [--data ROOT] [--set key=value ...] --out DIR [--strict]
 
 trains one config (no --data: the bundled sample) with study.engine.loop.fit, prints one line per
-epoch and writes DIR/checkpoint.pt (study/checkpoint.py: the kept epoch's weights, the last epoch's
+epoch and writes DIR/checkpoint.pt (study/engine/checkpoint.py: the kept epoch's weights, the last epoch's
 model, optimizer and lr schedule for resuming, the config and every epoch's metrics) and
 DIR/metrics.json (the same per-epoch records, for reading). Exit 0 trained, 1 diverged (no model
 kept), 2 a usage or data mistake (one `error:` line).

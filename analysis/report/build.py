@@ -72,7 +72,7 @@ def data_note(doc, res, data: str | None) -> None:
     if not data:
         return
     recorded = {e.meta.get("data_root") or str(SAMPLE_ROOT) for e in res.experiments}
-    norm = lambda r: str(find_root(r).resolve()) if Path(r).is_dir() else str(r)  # noqa: E731
+    norm = lambda r: str(find_root(r).resolve()) if Path(r).is_dir() else str(r)
     if {norm(r) for r in recorded} != {norm(data)}:
         doc.note(f"--data {data} is not the data set the study recorded ({', '.join(sorted(recorded))}): "
                  f"validation and test images are re-read from {data}, so they may differ from the study's.")

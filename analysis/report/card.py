@@ -68,7 +68,7 @@ def shipped_markdown(releases: dict[str, dict]) -> str:
         val, stress = r.get("validation", {}), r.get("stress_validation", {})
         if "threshold" in r:
             t = f"at {r['threshold']:.2f}"
-            fig = lambda d: ", ".join(f"{k} {v:.4f}" for k, v in d.get(t, {}).items())  # noqa: E731
+            fig = lambda d: ", ".join(f"{k} {v:.4f}" for k, v in d.get(t, {}).items())
             figures.append(f"`{name}` (binary; headline threshold {r['threshold']:.2f}, {r['threshold_rule']}; best-F1 "
                            f"threshold on validation {r['f1_threshold']:.2f}): validation {fig(val)}; stress validation "
                            f"{fig(stress)}.")

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-test", dest="test", action="store_false", help="stop at validation: do not read the test split")
     ap.add_argument("--wandb", default=None, metavar="PROJECT", help="log tables and figures to this W&B project")
     ap.add_argument("--tta", default="none", metavar="VIEWS", help="test-time views for the ensembles: none (default), "
-                    "all, or names of study/augment.py TTA_VIEWS joined by commas")
+                    "all, or names of study/data/augment.py TTA_VIEWS joined by commas")
     args = ap.parse_args(argv)
     from study.engine.infer import parse_views
     print(build(args.results, args.out, args.data, args.test, args.wandb, parse_views(args.tta)))

@@ -26,7 +26,7 @@ WHY_NOT_TEST = ("Thresholds are chosen on validation data, never on the test spl
                 "then reports on that same test set. Here the test split is read once, after the configuration and the "
                 "thresholds are fixed.")
 WHY_STRESS = (f"Selection score: {METRIC}, balanced accuracy on the stress validation (the validation images under "
-              "other processing, exposure, framing and detector; study/augment.py STRESS). On the team's H100 runs "
+              "other processing, exposure, framing and detector; study/data/stress.py STRESS). On the team's H100 runs "
               "plain validation accuracy, carved from train, ranked training recipes backwards against the official "
               "test split (Spearman -0.80): the test films come from another acquisition and hold 62.5 % pneumonia "
               "where train holds 74 %. Balanced accuracy does not move with that prior, and the stress images show how "
@@ -153,7 +153,7 @@ def threshold_section(doc: Doc, f1_t: float, headline: float, table: pd.DataFram
              "; they differ: is --data the data set the study ran on? (bf16 on a GPU can also shift a prediction)")
           + f"), plain validation accuracy {vp.metrics[VAL_ACCURACY]:.4f} at 0.5. Always predicting pneumonia would "
           f"score accuracy {vp.y.mean():.4f} on the plain validation split.")
-    row = lambda t, col, tab: tab.loc[tab["threshold"] == t, col].iloc[0]  # noqa: E731
+    row = lambda t, col, tab: tab.loc[tab["threshold"] == t, col].iloc[0]
     coarse = " With so few validation images many thresholds tie and the choice is coarse." if len(vp.y) < 200 else ""
     doc.p(f"**Q2 answer: best F1 at {f1_t:.2f}** on the plain validation split (F1 {row(f1_t, 'f1', table):.4f}; ties go "
           f"to the threshold nearest 0.5).{coarse}")

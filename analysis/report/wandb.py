@@ -31,7 +31,7 @@ def log_report(project: str, tables: dict[str, pd.DataFrame], figures: list[Path
     run = wandb.init(project=project, job_type="analysis", group=group, name=f"report-{out.name}", config=summary,
                      dir=os.environ.get("WANDB_DIR") or str(out), reinit="finish_previous")
     try:
-        key = lambda name: re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80]  # noqa: E731
+        key = lambda name: re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:80]
         run.log({f"tables/{key(name)}": wandb.Table(dataframe=_table_frame(df)) for name, df in tables.items()})
         run.log({f"figures/{Path(p).stem}": wandb.Image(str(p)) for p in figures})
         for k, v in summary.items():

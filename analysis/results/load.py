@@ -7,7 +7,7 @@ AWS_ENDPOINT_URL for another S3 server). Remote trees are read in place, one lis
 experiment and then only study.json, params.json and result.json per trial; a checkpoint is
 copied to this machine only when the report loads it (analysis.tree.local_checkpoint). Per trial folder:
 params.json (the full config), result.json (one JSON line per epoch: our metric names plus Ray's
-training_iteration, trial_id, done...) and checkpoint_NNNNNN/checkpoint.pt (study/checkpoint.py: the kept epoch's
+training_iteration, trial_id, done...) and checkpoint_NNNNNN/checkpoint.pt (study/engine/checkpoint.py: the kept epoch's
 weights, config...).
 """
 from __future__ import annotations
@@ -121,8 +121,8 @@ def _json_object(tree: Tree, path: str) -> tuple[dict, str | None]:
 
 def latest_checkpoint(files: set[str]) -> str | None:
     """Of a trial folder's files (paths relative to it), its newest checkpoint_NNNNNN/ holding
-    CHECKPOINT_FILE (study/checkpoint.py: the kept epoch's weights), or an older format's model.pt
-    (study.checkpoint.load reads both), as a relative folder name."""
+    CHECKPOINT_FILE (study/engine/checkpoint.py: the kept epoch's weights), or an older format's model.pt
+    (study.engine.checkpoint.load reads both), as a relative folder name."""
     ckpts = sorted(f.split("/")[0] for f in files if f.startswith("checkpoint_") and f.count("/") == 1
                    and f.rsplit("/", 1)[1] in (CHECKPOINT_FILE, "model.pt"))
     return ckpts[-1] if ckpts else None

@@ -2,7 +2,7 @@
 file://) and how the analysis reads it: listings and single files, never the whole tree.
 
 `local_checkpoint(checkpoint)` is the one place a remote checkpoint comes to this machine: the
-report calls it right before loading a model (analysis.threshold).
+report calls it right before loading a model (analysis.thresholds).
 """
 from __future__ import annotations
 

@@ -1,64 +1,48 @@
-"""What docs/gpu-check/run.sh measured, one line per figure (for BENCHMARKS.md).
+"""Stage B's figures (docs/gpu-check/run.sh b), from the study it ran, as JSON lines appended to OUT/b.jsonl:
+study seconds and exit code, experiments and trials finished, train images/s overall (images trained in
+every epoch of every trial / study seconds), nvidia-smi utilisation (mean, median, share of samples >= 90 %),
+and for the ASHA experiments the share of their grid's epochs that ran.
 
-    python docs/gpu-check/summary.py OUT
+    python docs/gpu-check/summary.py STORAGE OUT EXIT_CODE START_S END_S
 """
 import json
 import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from study.names import METRIC  # noqa: E402
-
-out = Path(sys.argv[1])
+storage, out, code, start, end = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:6])
 
 
-def load(p: Path):
-    return json.loads(p.read_text()) if p.is_file() else None
+def emit(kind: str, **figures) -> None:
+    with open(out / "b.jsonl", "a") as f:
+        f.write(json.dumps({"stage": "B", "kind": kind, **figures}) + "\n")
+    print(kind, figures)
 
 
-b = load(out / "bench.json")
-if b:
-    print(f"bench: {b['images_per_s']:.0f} images/s on {b.get('device_name') or b['device']} ({b['precision']}, "
-          f"{b['resolution']} px, batch {b['batch_size']}); plain ImageFolder {b.get('imagefolder_images_per_s', 0):.0f} "
-          f"images/s, ratio {b.get('ratio', float('nan')):.1f}x")
-rates = {a: load(out / f"bench-{a}.json") for a in ("none", "strong")}
-if all(rates.values()):
-    n, s = rates["none"]["images_per_s"], rates["strong"]["images_per_s"]
-    print(f"bench alone: augment none {n:.0f} images/s, strong {s:.0f} images/s ({n / s:.2f}x the time per image)")
-
-packed = {}
-for a in ("none", "strong"):
-    exp = out / f"packed-{a}" / "baseline"
-    lines = [json.loads(x) for f in exp.glob("*/result.json") for x in f.read_text().splitlines() if x.strip()]
-    later = [x["epoch_seconds"] for x in lines if x["epoch"] >= 2]  # epoch 1 also pays cuDNN's and kornia's warm-up
-    if later:
-        packed[a] = statistics.median(later)
-        meta = load(exp / "study.json") or {}
-        print(f"packed, augment {a}: {len({x['pid'] for x in lines})} workers, median epoch {packed[a]:.2f} s over "
-              f"{len(later)} epochs (epochs >= 2), experiment wall {meta.get('wall_seconds')} s")
-if len(packed) == 2:
-    print(f"packed: strong / none epoch time = {packed['strong'] / packed['none']:.2f}x (issue 11's goal: <= 1.2x)")
-
-study = out / "study"
-if study.is_dir():
-    wall = float((out / "study-wall-s").read_text()) if (out / "study-wall-s").is_file() else float("nan")
-    images, asha_run, asha_grid = 0, 0, 0
-    for meta_file in sorted(study.glob("*/study.json")):
-        m = load(meta_file)
-        s = m["summary"]
-        images += s["epochs_run"] * m["n_train"]
-        if m.get("asha"):
-            asha_run, asha_grid = asha_run + s["epochs_run"], asha_grid + s["epochs_budget"]
-        print(f"  {m['experiment']:<16} {s['trials']:>3} trials, {s['epochs_run']:>4}/{s['epochs_budget']:<4} epochs, "
-              f"wall {m['wall_seconds']:>6} s, best {METRIC} {s.get('best_' + METRIC, float('nan')):.4f}, "
-              f"errors {s['errors']}")
-    print(f"study: wall {wall:.0f} s, {images} training images, {images / wall:.0f} images/s overall; ASHA spaces ran "
-          f"{asha_run}/{asha_grid} epochs ({asha_run / max(asha_grid, 1):.0%} of their grid)")
-    smi = out / "smi.csv"
-    if smi.is_file():
-        util = [float(x.split(",")[1]) for x in smi.read_text().splitlines() if x.count(",") >= 2]
-        busy = sum(u > 0 for u in util) / max(len(util), 1)
-        print(f"nvidia-smi: {len(util)} samples, mean utilisation {statistics.mean(util):.0f} %, "
-              f"busy (> 0 %) {busy:.0%} of the samples, peak memory "
-              f"{max(float(x.split(',')[2]) for x in smi.read_text().splitlines() if x.count(',') >= 2):.0f} MiB")
+images, finished, asha_run, asha_budget = 0, 0, 0, 0
+for exp in sorted(p for p in storage.iterdir() if p.is_dir()) if storage.is_dir() else []:
+    meta_file = exp / "study.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    n_train = int(meta.get("n_train") or 0)
+    settings = json.loads((exp / "settings.json").read_text()) if (exp / "settings.json").is_file() else {}
+    epochs = 0
+    for r in exp.glob("*/result.json"):
+        epochs += len({json.loads(x).get("epoch") for x in r.read_text().splitlines() if x.strip()})
+    images += epochs * n_train
+    s = meta.get("summary") or {}
+    finished += bool(meta)
+    if meta.get("asha"):
+        asha_run += s.get("epochs_run", 0)
+        asha_budget += s.get("epochs_budget", 0)
+    emit("experiment", name=exp.name, finished=bool(meta), trials=s.get("trials"), epochs_run=epochs,
+         n_train=n_train or None, wall_s=meta.get("wall_seconds"), resolution=settings.get("base_config", {}).get("resolution"))
+wall = end - start
+emit("study", exit_code=code, seconds=round(wall, 1), experiments_finished=finished,
+     train_images_per_s=round(images / wall, 1) if wall else None, images_trained=images,
+     asha_share_of_grid_epochs=round(asha_run / asha_budget, 3) if asha_budget else None)
+smi = out / "smi.csv"
+if smi.is_file():
+    util = [float(x.split(",")[1]) for x in smi.read_text().splitlines() if x.count(",") >= 2]
+    if util:
+        emit("nvidia-smi", samples=len(util), util_mean=round(statistics.mean(util), 1),
+             util_median=statistics.median(util), share_ge_90=round(sum(u >= 90 for u in util) / len(util), 3))

@@ -15,6 +15,6 @@ xs = torch.from_numpy(d.stress.images); ys = torch.from_numpy(targets(d.stress.l
 plain, both = [], []
 for _ in range(3):
     t = time.perf_counter(); evaluate(model, None, x, y, cfg); plain.append(time.perf_counter() - t)
-    t = time.perf_counter(); evaluate(model, None, x, y, cfg, (xs, ys)); both.append(time.perf_counter() - t)
+    t = time.perf_counter(); evaluate(model, None, torch.cat([x, xs]), y, cfg, ys); both.append(time.perf_counter() - t)
 print(f"prepare {prep:.1f}s (stress set build alone {build:.2f}s for {len(xs)} images); evaluate plain {statistics.median(plain):.2f}s, "
       f"plain+stress {statistics.median(both):.2f}s (medians of 3), threads {torch.get_num_threads()}")

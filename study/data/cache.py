@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-ORIENTATION = 0x0112  # the EXIF tag
 from tqdm import tqdm
 
+ORIENTATION = 0x0112  # the EXIF tag
 CACHE_VERSION = 3  # 3: EXIF orientation applied, images below MIN_SIDE skipped
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 # The shortest side (px) an image may have: the originals are 384 to 2916 px a side, and a film far

@@ -65,7 +65,7 @@ def targets(labels3: np.ndarray, num_classes: int) -> np.ndarray:
 # ---- reading the layout ----------------------------------------------------------------------
 def find_root(root: str | Path) -> Path:
     """The folder that holds train/ val/ test/, looking through chest_xray/chest_xray/ nesting; a URI
-    (s3://BUCKET/chest_xray) is copied to this machine's cache first (study.fetch.local_data)."""
+    (s3://BUCKET/chest_xray) is copied to this machine's cache first (study.data.fetch.local_data)."""
     root = Path(local_data(root)).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: no such folder; give the data set folder (the Kaggle download's chest_xray/)")

@@ -26,15 +26,22 @@ class TrainData:
     """What every trial of a study trains on; built once, shared through Ray's object store."""
     train: Split
     val: Split
-    stress: Split     # val under every change of study.augment.STRESS (fixed, seeded by split_seed)
+    stress: Split     # val under every change of study.data.stress.STRESS (fixed, seeded by split_seed)
     data_key: tuple
     description: str
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"} of every file left out, all splits read
+    # validation then stress-validation images in one array, made once here: every epoch evaluates them in one
+    # pass, and a reused worker finds this array's device copy kept (study.engine.device.on_device)
+    eval_images: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.eval_images is None:
+            self.eval_images = np.concatenate([self.val.images, self.stress.images])
 
 
 def stressed(val: Split, seed: int) -> Split:
     """The stress validation set: each validation image once per acquisition-style change in
-    study.augment.STRESS, drawn from `seed`; labels and patients repeat in the same order."""
+    study.data.stress.STRESS, drawn from `seed`; labels and patients repeat in the same order."""
     k = len(STRESS)
     return Split(stress_images(val.images, seed), np.tile(val.labels3, k), np.tile(val.patients, k),
                  [f"{p} [{name}]" for name in STRESS for p in val.paths], list(val.sizes) * k)

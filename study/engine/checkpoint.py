@@ -25,7 +25,7 @@ An ensemble is the same format (FORMAT_VERSION 2): instead of config and model i
   members         inference-only checkpoint dicts as above (config, model, best_epoch, best_metric,
                   precision), each with its `source` (the trial or file it came from)
   weights         one weight per member (they sum to 1): the ensemble's probabilities are the weighted mean
-  tta             test-time views its predictions average over (study/augment.py TTA_VIEWS), [] for none
+  tta             test-time views its predictions average over (study/data/augment.py TTA_VIEWS), [] for none
   selection       how the members were chosen (analysis.ensemble: rule, library, rounds, figures)
   gate            3-class two-stage files only: a released binary model file (one model or an ensemble)
                   that decides normal vs pneumonia at its own headline threshold
@@ -238,7 +238,7 @@ def _legacy(d: Path) -> dict:
 
 # ---- from a checkpoint to a model or a resumable state -------------------------------------------
 def load_resume(path: str | Path) -> dict:
-    """A resumable checkpoint (study.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
+    """A resumable checkpoint (study.engine.checkpoint.load) for fit(resume=...); UserError if it cannot resume."""
     ckpt = load(path)
     if ckpt.get("format_version") not in READS or "members" in ckpt:  # format 0 ranked epochs by another metric
         raise UserError(f"{path}: {'an ensemble' if 'members' in ckpt else 'a checkpoint from before format 1'} "
@@ -262,7 +262,7 @@ def load_model(path: str | Path, device: torch.device | None = None) -> tuple[nn
 
 
 def model_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> tuple[nn.Module, TrainConfig]:
-    """The kept epoch's model and config of a loaded single-model checkpoint dict (study.checkpoint.load)."""
+    """The kept epoch's model and config of a loaded single-model checkpoint dict (study.engine.checkpoint.load)."""
     if "members" in ckpt:
         raise UserError(f"{where}: an ensemble of {len(ckpt['members'])} models, not one model; load it with "
                         f"study.engine.infer.load_predictor (python -m study.predict --model takes either)")

@@ -2,9 +2,9 @@
 file as a predictor (one model or an ensemble, with optional test-time views).
 
 Nothing here trains: `study.predict`, the report, the release and the ensemble selection import this
-module, never the training loop. A model file (study/checkpoint.py) holds one model or an ensemble;
+module, never the training loop. A model file (study/engine/checkpoint.py) holds one model or an ensemble;
 `load_predictor` turns either into a `Predictor`, whose probabilities are the weighted mean of its
-members' probabilities over its test-time views (study/augment.py TTA_VIEWS). A two-stage 3-class
+members' probabilities over its test-time views (study/data/augment.py TTA_VIEWS). A two-stage 3-class
 file also holds a binary gate: normal against pneumonia is the gate's decision at its headline
 threshold, bacterial against viral the 3-class members' among the films the gate calls pneumonia.
 """
@@ -20,7 +20,7 @@ from torch import nn
 from study.config import TrainConfig
 from study.data.augment import TTA_VIEWS, tta_views
 from study.engine import checkpoint as ckpt_io
-from study.engine.device import autocast, pick_device
+from study.engine.device import autocast, eval_batch, pick_device
 from study.engine.divergence import non_finite_weights
 from study.engine.metrics import classification_metrics
 from study.errors import UserError
@@ -28,7 +28,7 @@ from study.model import probabilities
 from study.names import (VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
                          VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
 
-EVAL_BATCH = 128  # images per forward pass at inference; memory only, no effect on results
+EVAL_BATCH = 128  # files study.predict decodes at a time (the forward passes use device.eval_batch)
 NO_TTA = ("identity",)
 
 
@@ -55,9 +55,10 @@ def predicted(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """uint8 [N, H, W] on the model's device -> float32 logits [N, 1 or 3], EVAL_BATCH images at a time."""
+    """uint8 [N, H, W] on the model's device -> float32 logits [N, 1 or 3], eval_batch(device) images at a time."""
     model.eval()
-    chunks = [forward(model, inputs(x[s:s + EVAL_BATCH], cfg), cfg) for s in range(0, len(x), EVAL_BATCH)]
+    b = eval_batch(x.device)
+    chunks = [forward(model, inputs(x[s:s + b], cfg), cfg) for s in range(0, len(x), b)]
     return torch.cat(chunks) if chunks else torch.zeros((0, 1 if cfg.num_classes == 2 else cfg.num_classes))
 
 
@@ -79,18 +80,18 @@ def scores(y: np.ndarray, probs: np.ndarray, num_classes: int, stress: tuple[np.
 
 
 def evaluate(model: nn.Module, loss_fn: nn.Module | None, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
-             stress: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, np.ndarray, np.ndarray | None]:
-    """-> (validation metrics, probabilities of x, probabilities of the stress images or None). With `stress`
-    (the stress validation images and targets, TrainData.stress) the metrics hold VAL_SHIFT_ACCURACY /
-    _AUC / _BACC too, scored at 0.5 (argmax)."""
+             y_stress: torch.Tensor | None = None) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """-> (validation metrics, probabilities of the validation images, of the stress images or None). `x`: the
+    validation images, followed, when `y_stress` is given, by the stress validation's (TrainData.eval_images):
+    one pass of forward passes for both, and the metrics hold VAL_SHIFT_ACCURACY / _AUC / _BACC too, scored at
+    0.5 (argmax)."""
     logits = predict_logits(model, x, cfg)
-    loss = loss_value(loss_fn, logits, y, cfg.num_classes).item() if loss_fn is not None else float("nan")
+    n = len(y)
+    loss = loss_value(loss_fn, logits[:n], y, cfg.num_classes).item() if loss_fn is not None else float("nan")
     probs = probabilities(logits, cfg.num_classes).cpu().numpy()
-    ps = None
-    if stress is not None:
-        ps = probabilities(predict_logits(model, stress[0], cfg), cfg.num_classes).cpu().numpy()
-    shifted = (stress[1].cpu().numpy(), ps) if stress is not None else None
-    return scores(y.cpu().numpy(), probs, cfg.num_classes, shifted, loss), probs, ps
+    shifted = (y_stress.cpu().numpy(), probs[n:]) if y_stress is not None else None
+    return scores(y.cpu().numpy(), probs[:n], cfg.num_classes, shifted, loss), probs[:n], \
+        (probs[n:] if y_stress is not None else None)
 
 
 # ---- a model file as a predictor -----------------------------------------------------------------------
@@ -187,7 +188,7 @@ def parse_views(text: str | None) -> tuple[str, ...] | None:
 
 
 def predictor_from(ckpt: dict, device: torch.device | None = None, where: str = "checkpoint") -> Predictor:
-    """A loaded model file (study.checkpoint.load: one model or an ensemble) as a Predictor on `device`;
+    """A loaded model file (study.engine.checkpoint.load: one model or an ensemble) as a Predictor on `device`;
     UserError if a member's weights are not finite (its training diverged) or do not fit its config."""
     device = device or pick_device()
     members = []

@@ -1,11 +1,11 @@
 """The training loop: `train_step`, `train_one_epoch` and `fit` are plain functions (no Ray, no CLI).
 
 `fit(cfg, data)` trains one configuration and keeps the weights of its best METRIC epoch; the Ray
-trainable (study/trainable.py) and `python -m study.train` call it. Images stay uint8 on the device;
+trainable (study/tune/trainable.py) and `python -m study.train` call it. Images stay uint8 on the device;
 each step slices a batch and converts it to float there. With an augment level, a GPU batch is
 augmented on the GPU (kornia, whole batch); on the CPU each image goes through albumentations first.
 JPEGs are never decoded here. Every epoch is scored on the validation split and on the stress
-validation (study.augment.STRESS) by study.engine.infer.evaluate; METRIC (balanced accuracy on the
+validation (study.data.stress.STRESS) by study.engine.infer.evaluate; METRIC (balanced accuracy on the
 stress validation) picks the kept epoch and drives early stopping. The learning-rate schedule
 (make_schedule) steps after every optimizer step; its state is in the checkpoint, so a resumed run
 repeats the uninterrupted one.
@@ -28,7 +28,7 @@ from study.data.augment import cpu_augment, gpu_augment
 from study.data.layout import targets
 from study.data.splits import TrainData
 from study.engine import checkpoint as ckpt_io
-from study.engine.device import on_device, pick_device, resolve_precision, seed_everything
+from study.engine.device import on_device, pick_device, resolve_precision, seed_everything, tune_backend
 from study.engine.divergence import diverged_record, divergence, exploded
 from study.engine.infer import evaluate, forward, inputs, layout, loss_value, predicted
 from study.errors import UserError
@@ -37,14 +37,18 @@ from study.names import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SE
                          STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_LOSS)
 
 
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The optimizer by name. Adam on CUDA is fused (one kernel for the whole update, and its step counters
+    stay on the device, so a step reads nothing back); elsewhere torch's default implementation, which
+    gives the CPU the same numbers as before (tests/helpers/pinned_epochs.json)."""
     o, wd = cfg.optimizer, cfg.weight_decay
     if o == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd)
     if o in ("sgd_momentum", "nesterov"):
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=o == "nesterov", weight_decay=wd)
     if o == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd,
+                                **({"fused": True} if device is not None and device.type == "cuda" else {}))
     # Keras' RMSprop decay (rho) is 0.9 where torch's alpha defaults to 0.99; follow the seed's Keras.
     return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.9, weight_decay=wd)
 
@@ -186,16 +190,33 @@ class TrainState:
     precision: str  # what cfg.precision resolved to on this device ("auto" is not a result)
 
     def checkpoint(self) -> dict:
-        """The one checkpoint dict (study/checkpoint.py lists its keys)."""
+        """The one checkpoint dict (study/engine/checkpoint.py lists its keys)."""
         return {"config": self.cfg.to_dict(), "model": self.best_state, "last_model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.schedule.state_dict() if self.schedule is not None else None, "epoch": self.epoch, "best_epoch": self.best_epoch,
+                "scheduler": self.schedule.state_dict() if self.schedule is not None else None, "epoch": self.epoch,
+                "best_epoch": self.best_epoch,
                 "best_metric": self.best_metric, "bad_epochs": self.bad_epochs, "precision": self.precision,
                 "records": self.records, "rng": torch.get_rng_state()}
 
+    def restore(self, resume: dict) -> None:
+        """Continue from a load_resume() checkpoint: weights, optimizer, schedule, records, RNG."""
+        self.model.load_state_dict(resume["last_model"])
+        self.optimizer.load_state_dict(resume["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(resume["scheduler"])
+        self.epoch, self.records, self.best_state = resume["epoch"], resume["records"], resume["model"]
+        self.best_epoch, self.best_metric, self.bad_epochs = resume["best_epoch"], resume["best_metric"], resume["bad_epochs"]
+        if "rng" in resume:
+            torch.set_rng_state(resume["rng"])
+
     def save(self, out: str | Path) -> Path:
-        """OUT/checkpoint.pt (study.checkpoint.save)."""
+        """OUT/checkpoint.pt (study.engine.checkpoint.save)."""
         return ckpt_io.save(out, self.checkpoint())
+
+
+def weights_of(model: nn.Module) -> dict:
+    """A copy of the model's weights and buffers on the host (the kept epoch's, in the checkpoint)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 # ---- the whole run -------------------------------------------------------------------------------
@@ -207,37 +228,33 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
     if data.data_key != cfg.data_key():
         raise UserError(f"config data fields {cfg.data_key()} differ from the prepared data's {data.data_key}")
     device = device or pick_device()
+    tune_backend(device)
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model.parameters())
+    optimizer = make_optimizer(cfg, model.parameters(), device)
     schedule = make_schedule(cfg, optimizer, len(data.train.labels3))
     loss_fn = make_loss(cfg, data.train.labels3, device)
-    x_train, x_val, x_stress = on_device([data.train.images, data.val.images, data.stress.images], device)
-    y_train = torch.from_numpy(targets(data.train.labels3, cfg.num_classes)).to(device)
+    # validation and the stress validation as one tensor: one pass of evaluation per epoch
+    x_train, x_eval = on_device([data.train.images, data.eval_images], device)
+    labels = targets(data.train.labels3, cfg.num_classes)
+    y_train = torch.from_numpy(labels).to(device)
     y_val = torch.from_numpy(targets(data.val.labels3, cfg.num_classes)).to(device)
-    stress = (x_stress, torch.from_numpy(targets(data.stress.labels3, cfg.num_classes)).to(device))
+    y_stress = torch.from_numpy(targets(data.stress.labels3, cfg.num_classes)).to(device)
 
-    state = TrainState(cfg, model, optimizer, schedule, 0, [], {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                       0, float("-inf"), 0, resolve_precision(cfg, device))
+    state = TrainState(cfg, model, optimizer, schedule, 0, [], weights_of(model), 0, float("-inf"), 0,
+                       resolve_precision(cfg, device))
     if resume:
-        model.load_state_dict(resume["last_model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if schedule is not None:
-            schedule.load_state_dict(resume["scheduler"])
-        state.epoch, state.records, state.best_state = resume["epoch"], resume["records"], resume["model"]
-        state.best_epoch, state.best_metric, state.bad_epochs = resume["best_epoch"], resume["best_metric"], resume["bad_epochs"]
-        if "rng" in resume:
-            torch.set_rng_state(resume["rng"])
+        state.restore(resume)
 
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         rec = {EPOCH: epoch, **train_one_epoch(model, optimizer, loss_fn, data.train.images, x_train, y_train, cfg, epoch,
-                                                  schedule)}
+                                                  schedule, labels)}
         why = divergence(model, rec[TRAIN_LOSS])
         if not why:
-            scored = evaluate(model, loss_fn, x_val, y_val, cfg, stress)[0]
+            scored = evaluate(model, loss_fn, x_eval, y_val, cfg, y_stress)[0]
             why = exploded(scored[VAL_LOSS])
         if why:  # the run ends here; the best weights stay those of a finite epoch
             state.epoch, rec = epoch, diverged_record(epoch, rec, why, state.best_epoch, time.perf_counter() - t0)
@@ -248,7 +265,7 @@ def fit(cfg: TrainConfig, data: TrainData, on_epoch: Callable[[dict, TrainState]
         rec.update(scored)
         if rec[METRIC] > state.best_metric:
             state.best_metric, state.best_epoch, state.bad_epochs = rec[METRIC], epoch, 0
-            state.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state.best_state = weights_of(model)
         else:
             state.bad_epochs += 1
         stop = 0 < cfg.early_stopping_patience <= state.bad_epochs

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from study.data.layout import CLASSES, find_root, scan_split  # noqa: E402
+from study.data.layout import CLASSES, find_root, scan_split  # noqa: E402 - after the sys.path line above
 
 TARGET = 360
 SEED = 0

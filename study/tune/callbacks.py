@@ -14,7 +14,9 @@ points at. (With num_to_keep set, Ray deletes the previous checkpoint as soon as
 a driver killed before the next snapshot left a snapshot pointing at a deleted folder, and every
 --resume failed with "checkpoint_000000 does not exist on storage anymore".) At every snapshot this
 callback reads the newest experiment state on storage, the one a --resume would read, and deletes each
-trial's checkpoints older than the one that state points at: what is deleted can never be needed.
+trial's checkpoints older than the one that state would restore it from (its checkpoint manager's
+latest, not its last result, which can name the next checkpoint a moment before Ray registers it): what
+is deleted can never be needed.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import ray.cloudpickle
 from pyarrow import fs as pafs
 from ray import tune
 from ray.air.integrations.wandb import WandbLoggerCallback
@@ -102,6 +105,17 @@ class WandbWithStatus(WandbLoggerCallback):
     AUTO_CONFIG_KEYS = [*WandbLoggerCallback.AUTO_CONFIG_KEYS, STATUS, WHY, ERROR_MESSAGE]
 
 
+def _restore_point(meta: dict) -> int | None:
+    """The index of the checkpoint a saved trial would be restored from: its checkpoint manager's latest (the
+    trial's last result may already name the next one, registered a moment later), or None."""
+    manager = meta.get("checkpoint_manager") or {}
+    if manager.get("_type") != "CLOUDPICKLE_FALLBACK":
+        return None
+    latest = ray.cloudpickle.loads(bytes.fromhex(manager["value"])).latest_checkpoint_result
+    m = _CHECKPOINT.match(Path(latest.checkpoint.path).name) if latest is not None else None
+    return int(m.group(1)) if m else None
+
+
 class CheckpointPruner(Callback):
     """Deletes a trial's checkpoints older than the one the experiment state on storage points at (see the
     module docstring); stateless, so nothing of it goes into a snapshot."""
@@ -134,12 +148,11 @@ class CheckpointPruner(Callback):
             with fs.open_input_stream(states[-1]) as f:
                 saved = json.loads(f.read().decode())
             refs = {}
-            for _, meta in saved["trial_data"]:
-                last = json.loads(meta).get("last_result") or {}
-                m = _CHECKPOINT.match(str(last.get("checkpoint_dir_name") or ""))
-                if m and last.get("trial_id"):
-                    refs[last["trial_id"]] = int(m.group(1))
-        except (OSError, ValueError, KeyError, TypeError):  # being written right now, or damaged: next snapshot
+            for trial_json, meta in saved["trial_data"]:
+                ref = _restore_point(json.loads(meta))
+                if ref is not None:
+                    refs[json.loads(trial_json)["trial_id"]] = ref
+        except Exception:  # being written right now, damaged, or another Ray's format: wait for the next snapshot
             return
         for trial in self._trials:
             ref = refs.get(trial.trial_id)

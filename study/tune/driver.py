@@ -21,6 +21,7 @@ import time
 import uuid
 
 import ray
+import torch
 
 import search_spaces
 from study import checks
@@ -97,15 +98,13 @@ def study_record(args: argparse.Namespace, names: list[str]) -> dict:
 
 def trial_resources(args: argparse.Namespace) -> dict:
     """Ray resources of one trial (Ray is up): --gpus-per-trial, else 1 GPU where the cluster has GPUs."""
-    gpus, has_gpu = args.gpus_per_trial, bool(ray.cluster_resources().get("GPU"))
+    gpus = args.gpus_per_trial
     if gpus is None:
+        has_gpu = bool(ray.cluster_resources().get("GPU"))
         if args.address and not has_gpu:  # an autoscaling cluster starts GPU workers only when trials ask for GPUs
             raise UserError("--address given but the cluster has no GPU yet: pass --gpus-per-trial (1, or 0.25 to pack "
                             "4 trials per GPU) so the autoscaler starts GPU workers, or --gpus-per-trial 0 for CPU only")
         gpus = 1.0 if has_gpu else 0.0
-    elif gpus > 0 and not has_gpu and not args.address:  # trials would wait for a GPU forever
-        raise UserError(f"--gpus-per-trial {gpus:g}: this machine's Ray has no GPU; drop the flag (or pass 0) to train "
-                        f"on the CPU")
     return {"cpu": args.cpus_per_trial, "gpu": gpus}
 
 
@@ -220,6 +219,9 @@ def run_study(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UserError("--resume continues an experiment and --overwrite deletes it first: pass one of them")
     check_wandb(args.wandb_project)
+    if args.gpus_per_trial and not args.address and not torch.cuda.device_count():  # trials would wait forever
+        raise UserError(f"--gpus-per-trial {args.gpus_per_trial:g}: this machine has no GPU; drop the flag (or pass 0) "
+                        f"to train on the CPU")
     plans = [plan(search_spaces.load(n), args) for n in search_spaces.expand(args.experiment)]
     checks.storage("--storage", args.storage)
     for p in plans:
@@ -244,9 +246,9 @@ def run_study(args: argparse.Namespace) -> int:
             started = True
         for s in old:  # after ray.init: Ray's own handlers would dump a C++ trace and exit with varying codes
             signal.signal(s, _interrupt)
+        resources, shared = trial_resources(args), {}
         study = study_record(args, [p.name for p in plans])
         print(f"study {study['study_id']} in {absolute(args.storage)}", flush=True)
-        resources, shared = trial_resources(args), {}
         done = run_together(plans, args, data, study, resources, shared)
         metas, rows = [m for m, _ in done], [r for _, rs in done for r in rs]
         for p, p_args in confirmation(confirm.plans(rows, seeds) if seeds else [], args):
@@ -257,10 +259,12 @@ def run_study(args: argparse.Namespace) -> int:
               flush=True)
         return INTERRUPTED
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        for s in old:  # a second signal while Ray shuts down must not cut the shutdown short
+            signal.signal(s, signal.SIG_IGN)
         if started:
             ray.shutdown()
         lock.release()
+        for s, h in old.items():
+            signal.signal(s, h)
     return PARTIAL if any(m["summary"]["errors"] for m in metas) else OK
 

@@ -1,5 +1,5 @@
 """A study driver for tests/test_resume.py: trials that report a fixed score, scheduled by ASHA
-through study.tuner, one at a time so ASHA's decisions are fixed. Killed and restarted by the test.
+through study.tune.tuner, one at a time so ASHA's decisions are fixed. Killed and restarted by the test.
 
     python tests/helpers/asha_driver.py STORAGE fresh|resume
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import ray  # noqa: E402
-from ray import tune  # noqa: E402
+import ray  # noqa: E402 - after the sys.path line above
+from ray import tune  # noqa: E402 - after the sys.path line above
 
-from study.names import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS  # noqa: E402
+from study.names import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS  # noqa: E402 - after the sys.path line above
 from study.tune.space import Asha
-from study.tune.tuner import build_tuner, restore_tuner  # noqa: E402
+from study.tune.tuner import build_tuner, restore_tuner  # noqa: E402 - after the sys.path line above
 
 SCORES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
 EPOCHS = 3

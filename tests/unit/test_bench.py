@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from benchmarks import throughput as bench
 from study.config import TrainConfig
 from study.engine.device import resolve_precision
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 KEYS = {"images_per_s", "device", "resolution", "precision", "channels_last", "batch_size", "threads", "seconds"}
 COMPARE_KEYS = {"imagefolder_images_per_s", "imagefolder_seconds", "imagefolder_workers", "ratio",
                 "imagefolder_same_settings_images_per_s", "data_path_ratio"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import _SAMPLE_BACT, _SAMPLE_NORMAL, _SAMPLE_VIRUS, tiny
+from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, tiny
 
 from study.config import AUGMENTS, TrainConfig
 from study.data import augment as A
@@ -19,7 +19,7 @@ N_DRAWS = 600  # per-image parameter draws per backend
 @pytest.fixture(scope="module")
 def images() -> np.ndarray:
     """24 real sample X-rays at 64 px, uint8 [N, H, W]."""
-    paths = _SAMPLE_NORMAL[:8] + _SAMPLE_BACT[:8] + _SAMPLE_VIRUS[:8]
+    paths = SAMPLE_NORMAL[:8] + SAMPLE_BACT[:8] + SAMPLE_VIRUS[:8]
     return np.stack([decode(p, RES)[0] for p in paths])
 
 
@@ -93,7 +93,7 @@ def _kornia_params(name: str, n: int) -> dict:
     torch.manual_seed(0)
     pipe(torch.full((n, 1, RES, RES), 0.5))
     p = {type(m).__name__: m._params for m in pipe.children()}
-    prob = lambda k: p[k]["batch_prob"].numpy() > 0.5  # noqa: E731
+    prob = lambda k: p[k]["batch_prob"].numpy() > 0.5
     return {"rotate": p["RandomAffine"]["angle"].numpy(), "zoom": p["RandomAffine"]["scale"][:, 0].numpy(),
             "contrast": p["RandomContrast"]["contrast_factor"].numpy(),
             "brightness": p["RandomBrightness"]["brightness_factor"].numpy() - 1,
@@ -171,7 +171,7 @@ def test_training_with_the_gpu_backend_runs_on_cpu(monkeypatch, tiny_data):
     monkeypatch.setattr(st, "augment_backend", lambda device: "kornia")
     cfg = tiny(epochs=2, augment="strong")
     a, b = st.fit(cfg, tiny_data), st.fit(cfg, tiny_data)
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rs]
     assert strip(a.records) == strip(b.records)
     monkeypatch.setattr(st, "augment_backend", lambda device: "albumentations")
     c = st.fit(cfg, tiny_data)

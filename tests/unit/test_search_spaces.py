@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny
+from helpers.common import tiny
 from ray import tune
 from ray.tune.search.variant_generator import generate_variants
 

@@ -24,7 +24,7 @@ from study.data.layout import SAMPLE_ROOT, targets
 from study.engine.metrics import BINARY, binary_metrics
 from study.names import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXPECTED_THRESHOLDS = [round(0.10 + 0.05 * i, 2) for i in range(17)]
 
@@ -37,7 +37,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def spied(quick_results, tmp_path_factory):
-    """analysis.report.main in-process on the real tree, with study.data.prepare / load_test and the
+    """analysis.report.main in-process on the real tree, with study.data.splits.prepare / load_test and the
     threshold choice wrapped to record the order of calls and the data each saw."""
     events: list[tuple[str, object]] = []
     real_prepare, real_load_test, real_choose = sdata.prepare, sdata.load_test, athreshold.choose_threshold

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import tiny
+from helpers.common import tiny
 from torch import nn
 
 from study.engine.loop import SmoothedBCE, fit, make_loss, make_schedule, steps_per_epoch
@@ -72,7 +72,7 @@ def test_fit_steps_the_schedule_and_resume_repeats_it(schedule, tiny_data, tmp_p
     assert whole.optimizer.param_groups[0]["lr"] != cfg.lr and want[-1] != cfg.lr
     fit(cfg, tiny_data, on_epoch=lambda r, s: s.save(tmp_path) if r[EPOCH] == 2 else None)
     resumed = fit(cfg, tiny_data, resume=load_resume(tmp_path))
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rs]
     assert strip(resumed.records) == strip(whole.records)
     for k, v in whole.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k

@@ -20,7 +20,7 @@ from study.engine.infer import evaluate
 from study.engine.loop import fit
 from study.model import build_model
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 GOOD = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))[:6]
 
 

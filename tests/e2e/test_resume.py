@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers.common import REPO
 from helpers.asha_driver import SCORES  # the driver's trials, one score each
 
 pytestmark = pytest.mark.slow
@@ -55,9 +55,9 @@ def epochs_by_score(exp: Path) -> dict[float, list[int]]:
     out = {}
     for d in exp.iterdir():
         if d.is_dir() and (d / "params.json").is_file():
-            lines = [json.loads(l) for l in (d / "result.json").read_text().splitlines() if l.strip()] \
+            lines = [json.loads(x) for x in (d / "result.json").read_text().splitlines() if x.strip()] \
                 if (d / "result.json").is_file() else []
-            out[json.loads((d / "params.json").read_text())["score"]] = [l["epoch"] for l in lines]
+            out[json.loads((d / "params.json").read_text())["score"]] = [x["epoch"] for x in lines]
     return out
 
 
@@ -125,7 +125,7 @@ def test_tpe_search_resumes_its_history(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exp = storage / "tune_recipe"
-    finished = lambda: [d for d in exp.glob("train_trial_*") if (d / "result.json").is_file()  # noqa: E731
+    finished = lambda: [d for d in exp.glob("train_trial_*") if (d / "result.json").is_file()
                         and any(json.loads(line).get("done") for line in (d / "result.json").read_text().splitlines())]
     deadline = time.time() + 600
     while time.time() < deadline and len(finished()) < 2:

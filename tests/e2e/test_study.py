@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import QUICK_TINY_ARGS, REPO, ray_processes, tiny
+from helpers.common import QUICK_TINY_ARGS, REPO, ray_processes, tiny
 from ray import tune
 
 from study.data.splits import prepare
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 def result_lines(trial_dir: Path) -> list[dict]:
     f = trial_dir / "result.json"
-    return [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+    return [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.exists() else []
 
 
 def trial_dirs(exp: Path) -> list[Path]:
@@ -66,7 +66,7 @@ def test_trainable_reports_every_epoch_with_a_checkpoint(monkeypatch, tiny_data,
     monkeypatch.setattr(trainable, "tune", fake)
     trainable.train_trial(tiny(epochs=2).to_dict(), tiny_data)
     assert [m["epoch"] for m, _ in fake.reports] == [1, 2]
-    assert fake.reports[-1][1] == ["checkpoint.pt"]  # one file per checkpoint (study/checkpoint.py)
+    assert fake.reports[-1][1] == ["checkpoint.pt"]  # one file per checkpoint (study/engine/checkpoint.py)
     assert METRIC in fake.reports[0][0] and BEST_METRIC in fake.reports[0][0]
 
 
@@ -108,7 +108,7 @@ def test_a_reused_worker_trains_each_trial_as_a_fresh_one_does(local_ray, tmp_pa
                               num_samples=1, resources={"cpu": 1}, max_concurrent=1, reuse_actors=reuse).fit()
         assert not results.errors
         runs[reuse] = {r.config["seed"]: result_lines(Path(r.path)) for r in results}
-    pids = lambda run: {line["pid"] for lines in run.values() for line in lines}  # noqa: E731
+    pids = lambda run: {line["pid"] for lines in run.values() for line in lines}
     assert len(pids(runs[True])) == 1 and len(pids(runs[False])) == 3
     keys = (EPOCH, TRAIN_LOSS, METRIC, VAL_LOSS, VAL_AUC)
     for seed, lines in runs[True].items():
@@ -168,7 +168,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     while time.time() < deadline:
         done = {d.name: len(result_lines(d)) for d in (trial_dirs(exp) if exp.exists() else [])
                 if result_lines(d) and result_lines(d)[-1]["training_iteration"] >= 4
-                or any(l.get("done") for l in result_lines(d))}
+                or any(x.get("done") for x in result_lines(d))}
         if len(done) >= 2:
             finished_before = done
             break
@@ -187,7 +187,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         lines = result_lines(d)
         if d.name in finished_before:
             assert len(lines) == finished_before[d.name], f"finished trial {d.name} ran again"
-        assert max(l["training_iteration"] for l in lines) <= 4
+        assert max(x["training_iteration"] for x in lines) <= 4
     meta = json.loads((exp / "study.json").read_text())
     assert meta["summary"]["trials"] == 8 and meta["summary"]["errors"] == 0
 
@@ -204,14 +204,14 @@ def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
     with open(log, "w") as err:  # a file, not a pipe: Ray's log lines would fill a pipe nobody reads yet
         proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PNEUMONIA_TEST_RUN": token})
-    lines = lambda e: [l for d in trial_dirs(storage / e) for l in result_lines(d)] if (storage / e).exists() else []  # noqa: E731
+    lines = lambda e: [x for d in trial_dirs(storage / e) for x in result_lines(d)] if (storage / e).exists() else []
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not (len(lines("quick")) >= 2 and len(lines("baseline")) >= 2):
         time.sleep(0.2)
     quick_finished = (storage / "quick" / "study.json").exists()  # written when an experiment ends
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130, log.read_text()[-3000:]
-    assert "interrupted: pass --resume" in log.read_text()
+    assert "interrupted (SIGINT): pass --resume" in log.read_text()
     assert lines("baseline") and not quick_finished, "baseline did not train while quick ran"
     while ray_processes(token, "PNEUMONIA_TEST_RUN") and time.time() < deadline:
         time.sleep(0.5)
@@ -223,7 +223,10 @@ def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
     for name, trials in (("quick", 8), ("baseline", 5)):
         summary = json.loads((storage / name / "study.json").read_text())["summary"]
         assert summary["trials"] == len(trial_dirs(storage / name)) == trials and summary["errors"] == 0, name
-        assert out.stdout.count(f"[{name}] trial ") >= 1  # one line per finished trial, named by experiment
+    # one line per trial the resume finished, named by its experiment (quick had not finished)
+    assert out.stdout.count("[quick] trial ") >= 1
+    assert all(x.split("]")[0] in ("[quick", "[baseline") for x in out.stdout.splitlines() if " trial " in x
+               and x.startswith("[")), out.stdout
 
 
 # ---- the CLI, W&B ------------------------------------------------------------------------------
@@ -299,7 +302,7 @@ def test_trials_spread_over_nodes_with_fractional_gpus(tmp_path):
         results = build_tuner(data, space, name="multi", storage=str(tmp_path), max_epochs=2, asha=None, num_samples=1,
                               resources={"cpu": 0.5, "gpu": 0.5}, fn=make_where(log)).fit()
         assert not results.errors
-        rows = [json.loads(l) for l in log.read_text().splitlines()]
+        rows = [json.loads(x) for x in log.read_text().splitlines()]
         nodes = {r["node"] for r in rows}
         assert nodes <= {w.node_id for w in workers}, "a trial ran on the GPU-less head"
         assert len(nodes) == 2, f"trials did not spread over both worker nodes: {rows}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import counts
+from helpers.common import counts
 
 from study.config import TrainConfig
 from study.data.layout import load_split, summarize

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _SAMPLE_NORMAL, _truncated
+from helpers.common import SAMPLE_NORMAL, truncate
 
 from study.config import TrainConfig
 from study.data.cache import decode, load_or_build
@@ -65,16 +65,16 @@ def test_cache_invalidation(root, cache):
     assert load()["built"] is False
 
     # new content (another real image in place of this one): rebuilt, and the arrays show it
-    shutil.copyfile(_SAMPLE_NORMAL[10], f)
+    shutil.copyfile(SAMPLE_NORMAL[10], f)
     got = load()
     assert got["built"] is True
     i = _train_paths(root).index(f)
-    np.testing.assert_array_equal(got["images"][i], decode(_SAMPLE_NORMAL[10], RES)[0])
+    np.testing.assert_array_equal(got["images"][i], decode(SAMPLE_NORMAL[10], RES)[0])
     assert load()["built"] is False
 
     # a file added
     added = normal / "IM-0040-0001.jpeg"
-    shutil.copyfile(_SAMPLE_NORMAL[11], added)
+    shutil.copyfile(SAMPLE_NORMAL[11], added)
     got = load()
     assert got["built"] is True and got["images"].shape[0] == 8
     assert load()["built"] is False
@@ -102,7 +102,7 @@ def test_removed_file_rebuilds(root, cache):
 
 def test_cached_skips_survive_a_cache_hit(root, cache):
     bad = root / "train" / "PNEUMONIA" / "person8_virus_8.jpeg"
-    _truncated(bad)
+    truncate(bad)
     first = summarize(root, RES, cache_dir=cache)
     again = summarize(root, RES, cache_dir=cache)
     assert again == first and len(first["skipped"]) == 1

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, tiny
+from helpers.common import REPO, tiny
 
 from study import predict
 from study.config import SEED_RECIPE
@@ -86,7 +86,7 @@ def test_predict_refuses_non_finite_weights(model_dir, tmp_path, capsys):
 def test_predict_json_is_always_valid(model_dir, tmp_path, capsys):
     assert predict.main(["--model", str(model_dir), "--json", *map(str, IMAGES)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all("pneumonia" in strict_json(l) for l in lines)
+    assert len(lines) == 2 and all("pneumonia" in strict_json(x) for x in lines)
 
     # finite weights whose sums overflow: every hidden unit 3e38, output weights +-3e38, so the output
     # layer adds +inf and -inf: NaN. It is never printed: that file is skipped with its reason.

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
 import ray
@@ -21,7 +20,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 LOCK = REPO / "requirements.lock"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -46,10 +45,10 @@ def lock_pins() -> dict[str, str]:
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = "\n".join(l for l in DOCKERFILE.splitlines() if not l.lstrip().startswith("#"))
+    text = "\n".join(x for x in DOCKERFILE.splitlines() if not x.lstrip().startswith("#"))
     text = re.sub(r"\\\n", " ", text)
-    return [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if " " in l.strip() else "")
-            for l in text.splitlines() if l.strip()]
+    return [(x.split(None, 1)[0].upper(), x.split(None, 1)[1] if " " in x.strip() else "")
+            for x in text.splitlines() if x.strip()]
 
 
 def image_tag() -> str:
@@ -123,9 +122,9 @@ def test_cluster_nodes_run_the_image_and_install_nothing():
 
 
 def test_dockerignore_keeps_the_context_to_what_is_copied():
-    lines = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    lines = [x.strip() for x in (REPO / ".dockerignore").read_text().splitlines() if x.strip() and not x.startswith("#")]
     assert lines[0] == "*", "an allowlist: everything else (.venv, results, .git) stays out of the build context"
-    allowed = {l[1:] for l in lines if l.startswith("!")}
+    allowed = {x[1:] for x in lines if x.startswith("!")}
     copied = {src for i, a in dockerfile_instructions() if i == "COPY" and not a.startswith("--from") for src in a.split()[:-1]}
     assert copied == allowed
 

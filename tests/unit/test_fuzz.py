@@ -136,3 +136,68 @@ def test_study_flags_start_or_fail_in_one_line(flags, tmp_path_factory, monkeypa
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (flags, code, err)
     assert not storage.exists()
+
+
+# ---- study.predict and analysis.report inputs: random bytes and random folder shapes ----------------------
+def _in_process(main, argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(image=st.one_of(st.binary(max_size=600), st.sampled_from([b"\xff\xd8\xff\xe0" + bytes(200), b"\x89PNG\r\n\x1a\n"])),
+       ckpt=st.one_of(st.binary(max_size=600), st.sampled_from([b"PK\x03\x04" + bytes(100), b""])))
+def test_predict_takes_random_bytes_as_images_and_checkpoints(image, ckpt, tmp_path_factory, capsys):
+    """Random bytes as an image are a skipped file (exit 1, one line); as a model file, one error line (exit 2)."""
+    from study import predict
+    d = tmp_path_factory.mktemp("bytes")
+    img, model = d / "x.jpeg", d / "m.pt"
+    img.write_bytes(image)
+    model.write_bytes(ckpt)
+    code, err = _in_process(predict.main, [str(img), "--json"], capsys)
+    assert code == 1 and "(skipped)" in err and "Traceback" not in err, err
+    code, err = _in_process(predict.main, ["--model", str(model), str(img)], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and str(model) in lines[0], err
+
+
+def _tree(root, shape: list) -> None:
+    """A results tree from a random shape: (path, content) with content None for a folder."""
+    for rel, content in shape:
+        p = root / rel
+        if any(q.is_file() for q in [p, *p.parents]) or (content is not None and p.is_dir()):
+            continue  # the shape already put a file (or a folder) there
+        if content is None:
+            p.mkdir(parents=True, exist_ok=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(content)
+
+
+JSONISH = st.one_of(st.binary(max_size=60), st.sampled_from([
+    b"{}", b"[]", b"3", b'{"experiment": 5}', b'{"experiment": "e", "searched": "lr"}', b'{"summary": []}',
+    b'{"experiment": "e", "searched": ["lr"], "summary": {"trials": 9, "trial_names": ["t"]}}', b'{"epoch": 1}\n{"ep',
+    b'{"epoch": 1, "status": "finished", "best_val_shift_bacc": 0.5}\n']))
+NAMES = st.sampled_from(["study.json", "e/study.json", "e/t1/params.json", "e/t1/result.json", "e/t2/result.json",
+                         "e/t1/checkpoint_000000/checkpoint.pt", "e/experiment_state-x.json", "f/study.json",
+                         "e/t1/error.txt"])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(shape=st.lists(st.tuples(NAMES, st.one_of(st.none(), JSONISH)), min_size=1, max_size=7))
+def test_report_takes_random_folder_shapes(shape, tmp_path_factory, capsys):
+    """Random results trees: the report either builds (damaged trials listed) or stops with one error line."""
+    from analysis.report import cli as report
+    d = tmp_path_factory.mktemp("tree")
+    _tree(d / "r", shape)
+    code, err = _in_process(report.main, [str(d / "r"), "--out", str(d / "out"), "--no-test"], capsys)
+    assert "Traceback" not in err, err
+    if code != 0:
+        errors = [x for x in err.splitlines() if x.startswith("error: ")]
+        assert code == 2 and len(errors) == 1, err

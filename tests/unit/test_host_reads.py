@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import traceback
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny
+from helpers.common import REPO, tiny
 
 from study.engine import loop
 
@@ -86,7 +85,7 @@ def test_no_host_read_inside_the_training_step_loop(recipe, tiny_data, counted, 
     assert [name for name, s, f in log if f == steps] == ["item", "item"]  # loss and accuracy, once, at the end
 
 
-PINNED = Path(__file__).parent / "helpers" / "pinned_epochs.json"
+PINNED = REPO / "tests" / "helpers" / "pinned_epochs.json"
 
 
 def _run(**kw) -> list[dict]:
@@ -117,3 +116,49 @@ def test_same_seed_same_numbers_pinned():
                     assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (name, a["epoch"], k)
                 else:
                     assert a[k] == b[k], (name, a["epoch"], k)
+
+
+# ---- the cheap GPU settings (issue 22, item 2), checked on this CPU ---------------------------------------
+def test_cudnn_benchmark_on_cuda_only(monkeypatch):
+    from study.engine.device import tune_backend
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    tune_backend(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    tune_backend(torch.device("cuda"))  # sets the flag only; needs no GPU
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_adam_is_fused_on_cuda_and_default_on_the_cpu():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    cuda = loop.make_optimizer(tiny(), params, torch.device("cuda"))
+    cpu = loop.make_optimizer(tiny(), params, torch.device("cpu"))
+    assert cuda.defaults["fused"] is True and not cpu.defaults.get("fused") and not cpu.defaults.get("foreach")
+    assert not loop.make_optimizer(tiny(optimizer="sgd"), params, torch.device("cuda")).defaults.get("fused")
+
+
+def test_plain_and_stress_validation_in_one_pass_equal_two(tiny_data):
+    from study.engine.infer import evaluate, predict_logits
+    from study.model import probabilities
+    cfg = tiny()
+    model = loop.build_model(cfg).eval()
+    y = torch.from_numpy(loop.targets(tiny_data.val.labels3, 2))
+    ys = torch.from_numpy(loop.targets(tiny_data.stress.labels3, 2))
+    m, p, ps = evaluate(model, None, torch.from_numpy(tiny_data.eval_images), y, cfg, ys)
+    alone = probabilities(predict_logits(model, torch.from_numpy(tiny_data.stress.images), cfg), 2).numpy()
+    assert len(p) == len(y) and len(ps) == len(ys)
+    assert abs(ps - alone).max() < 1e-6 and "val_shift_bacc" in m
+    assert tiny_data.eval_images.shape[0] == len(tiny_data.val.images) + len(tiny_data.stress.images)
+
+
+def test_a_study_keeps_every_checkpoint_for_ray_and_prunes_only_below_the_saved_state():
+    """No experiment snapshot forced per epoch (num_to_keep=None: Ray deletes nothing) and the pruner in place."""
+    import dataclasses
+
+    from study.tune.callbacks import CheckpointPruner
+    from study.tune.tuner import build_tuner
+    tuner = build_tuner(None, {"lr": 1e-3}, name="x", storage="/tmp/unused", max_epochs=2, asha=None, num_samples=1,
+                        resources={"cpu": 1}, fn=lambda config, data, quiet=False: None)
+    rc = tuner._local_tuner._run_config
+    assert rc.checkpoint_config.num_to_keep is None
+    assert any(isinstance(c, CheckpointPruner) for c in rc.callbacks)
+    assert dataclasses.is_dataclass(rc.checkpoint_config)

@@ -18,9 +18,9 @@ import time
 
 import pandas as pd
 import pytest
-import servers
+from helpers import servers
 import torch
-from conftest import QUICK_TINY_ARGS, REPO, make_root
+from helpers.common import QUICK_TINY_ARGS, REPO, make_root
 from pyarrow import fs as pafs
 
 from study.data.layout import SAMPLE_ROOT
@@ -195,11 +195,12 @@ def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
         assert section in md, section
     loaded = [c for c in copies if c != f"{BUCKET}/data/chest_xray"]
     assert len(copies) - len(loaded) <= 1, copies
-    # the selected trial's checkpoint (thresholds on validation), then the confirmation stage's 3 seeds (test)
-    selected = [c for c in loaded if c.startswith(f"{BUCKET}/study/quick/")]
+    # each kept model once: the selected trial's (thresholds), every trial's and confirmation model's (the
+    # ensemble's library), the confirmation stage's 3 seeds (test); never a whole folder of the tree
+    trials = [c for c in loaded if c.startswith(f"{BUCKET}/study/quick/")]
     confirmed = [c for c in loaded if c.startswith(f"{BUCKET}/study/confirm-binary/")]
-    assert len(selected) == 1 and f"s3://{selected[0]}" in set(csv["checkpoint"]), copies
-    assert len(confirmed) == 3 and len(set(confirmed)) == 3 and len(loaded) == 4, copies
+    assert len(trials) == len(set(trials)) == 8 and {f"s3://{c}" for c in trials} == set(csv["checkpoint"]), copies
+    assert len(confirmed) == len(set(confirmed)) == 3 and len(loaded) == 11, copies
     assert "the confirmation stage (confirm-binary)" in md
 
 

@@ -24,7 +24,7 @@ def _planted(n: int = 400, seed: int = 0):
     """Targets and three models' probabilities: two good ones with independent errors, one worse."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.7).astype(int)
-    logit = lambda s: np.where(y == 1, 1.0, -1.0) * 2.0 + rng.normal(0, s, n)  # noqa: E731
+    logit = lambda s: np.where(y == 1, 1.0, -1.0) * 2.0 + rng.normal(0, s, n)
     good_a, good_b = 1 / (1 + np.exp(-logit(1.5))), 1 / (1 + np.exp(-logit(1.5)))
     bad = 1 / (1 + np.exp(-(np.where(y == 1, 1.0, -1.0) * 0.3 + rng.normal(0, 1.5, n))))
     return y, np.stack([bad, good_a, good_b])
@@ -142,3 +142,48 @@ def test_damaged_ensemble_file_is_one_line(members, tmp_path, capsys):
     assert predict.main(["--model", str(bad), SAMPLE_IMAGES[0]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "damaged ensemble" in err[0]
+
+
+@pytest.fixture(scope="module")
+def two_stage_file(members, tmp_path_factory):
+    """A released binary model as the gate of a 3-class model, in one file (the two-stage decision)."""
+    from analysis import release
+    d = tmp_path_factory.mktemp("two_stage")
+    assert train.main(["--set", "resolution=32", "--set", "epochs=2", "--set", "num_classes=3", "--out",
+                       str(d / "t")]) == 0
+    assert release.main([str(members[0]), "--out", str(d / "binary.pt"), "--tta", "none", "--command", "x"]) == 0
+    gate = ckpt_io.load(d / "binary.pt")
+    ckpt_io.save(d / "three_class.pt", {**ckpt_io.ensemble([(ckpt_io.load(d / "t"), 1.0)], gate=gate),
+                                        "release": {"decision": {"decision": "two-stage"}}})
+    return d
+
+
+def test_three_class_uses_the_two_stage_decision_when_released_that_way(two_stage_file, capsys, monkeypatch):
+    d = two_stage_file
+    monkeypatch.setitem(predict.SHIPPED, 3, d / "three_class.pt")
+    capsys.readouterr()
+    assert predict.main(["--three-class", "--json", *SAMPLE_IMAGES]) == 0
+    got = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    gate = _probs(capsys, "--model", d / "binary.pt")
+    three = load_predictor(d / "t").probabilities(np.stack([predict.read_image(p, 32) for p in SAMPLE_IMAGES]))
+    for r, q in zip(got, three):
+        g = gate[r["path"]]
+        assert set(r) == {"path", "normal", "bacteria", "virus", "label"}
+        assert abs(r["normal"] - (1 - g["pneumonia"])) < 1e-6  # normal: the gate's, not the 3-class model's
+        assert r["label"] == ("normal" if g["label"] == "normal" else ("bacteria" if q[1] >= q[2] else "virus"))
+
+
+def test_release_with_a_gate_records_both_decisions(two_stage_file, capsys):
+    from analysis import release
+    d = two_stage_file
+    capsys.readouterr()
+    assert release.main([str(d / "t"), "--gate", str(d / "binary.pt"), "--out", str(d / "m" / "three_class.pt"),
+                         "--tta", "none", "--command", "x"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    dec = info["decision"]
+    assert dec["decision"] in ("argmax", "two-stage") and set(dec["compared"]) == {"argmax", "two-stage"}
+    for name in dec["compared"]:
+        assert {"validation", "stress_validation"} == set(dec["compared"][name])
+        assert set(dec["compared"][name]["stress_validation"]["recall"]) == {"normal", "bacteria", "virus"}
+    assert ("gate" in ckpt_io.load(d / "m" / "three_class.pt")) == (dec["decision"] == "two-stage")
+    assert "3-class decision" in (d / "m" / "MODEL_CARD.md").read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _SAMPLE_BACT, _SAMPLE_NORMAL, _SAMPLE_VIRUS, _truncated, counts, make_root
+from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, truncate, counts, make_root
 
 from study import train as train_mod
 from study.config import TrainConfig
@@ -29,9 +29,9 @@ def test_class_with_no_readable_image_stops_training(tmp_path, capsys):
     val_accuracy 1.0; now one line names the class, how many were skipped and the first reason."""
     root = make_root(tmp_path / "data", n_normal=0, n_bact=0, n_virus=0)
     for i in range(30):
-        _truncated(root / "train" / "NORMAL" / f"IM-{i + 1:04d}-0001.jpeg")
+        truncate(root / "train" / "NORMAL" / f"IM-{i + 1:04d}-0001.jpeg")
     for i in range(60):
-        src = (_SAMPLE_BACT + _SAMPLE_VIRUS)[i]
+        src = (SAMPLE_BACT + SAMPLE_VIRUS)[i]
         shutil.copyfile(src, root / "train" / "PNEUMONIA" / f"person{i + 1}_{'bacteria' if i < 40 else 'virus'}_{i}.jpeg")
     out = tmp_path / "r"
     assert train_mod.main(["--data", str(root), "--set", f"resolution={RES}", "--out", str(out)]) == 2
@@ -60,7 +60,7 @@ def test_symlinked_folders_are_followed_and_dangling_links_reported(tmp_path, ca
     elsewhere = tmp_path / "more_normals"
     elsewhere.mkdir()
     for i in range(3, 6):
-        shutil.copyfile(_SAMPLE_NORMAL[i], elsewhere / f"IM-{i + 10:04d}-0001.jpeg")
+        shutil.copyfile(SAMPLE_NORMAL[i], elsewhere / f"IM-{i + 10:04d}-0001.jpeg")
     (root / "train" / "NORMAL" / "batch2").symlink_to(elsewhere, target_is_directory=True)
     (root / "train" / "NORMAL" / "loop").symlink_to(root / "train" / "NORMAL", target_is_directory=True)  # must end
     dangling = root / "train" / "PNEUMONIA" / "person9_bacteria_9.jpeg"
@@ -79,7 +79,7 @@ def test_symlinked_folders_are_followed_and_dangling_links_reported(tmp_path, ca
 def test_train_lists_skipped_files_beside_its_results_and_strict_refuses(tmp_path, capsys):
     root = make_root(tmp_path / "data", n_normal=6, n_bact=4, n_virus=3)
     bad = root / "train" / "NORMAL" / "IM-0099-0001.jpeg"
-    _truncated(bad)
+    truncate(bad)
     out = tmp_path / "strict"
     assert train_mod.main(["--data", str(root), "--set", f"resolution={RES}", "--strict", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -90,7 +90,7 @@ def test_train_lists_skipped_files_beside_its_results_and_strict_refuses(tmp_pat
             "--set", "val_fraction=0.3", "--out", str(out)]
     assert train_mod.main(argv) == 0
     stdout = capsys.readouterr().out
-    assert f"1 file(s) skipped" in stdout and str(out / SKIPPED_FILE) in stdout
+    assert "1 file(s) skipped" in stdout and str(out / SKIPPED_FILE) in stdout
     listed = json.loads((out / SKIPPED_FILE).read_text())
     assert [k["file"] for k in listed] == [str(bad)] and "truncated" in listed[0]["reason"]
 
@@ -100,9 +100,9 @@ def test_a_read_failure_is_not_cached(tmp_path, monkeypatch):
     """An OSError while reading (an NFS hiccup) skips the file for this run only; a decode error of
     bytes that were read is remembered."""
     paths = [tmp_path / f"IM-{i:04d}-0001.jpeg" for i in range(4)]
-    for p, src in zip(paths, _SAMPLE_NORMAL):
+    for p, src in zip(paths, SAMPLE_NORMAL):
         shutil.copyfile(src, p)
-    _truncated(paths[3])
+    truncate(paths[3])
     real = Path.read_bytes
 
     def flaky(self):
@@ -128,7 +128,7 @@ def test_a_read_failure_is_not_cached(tmp_path, monkeypatch):
 
 
 def test_a_changed_file_is_read_again_even_with_its_old_size_and_mtime(tmp_path):
-    good = _SAMPLE_NORMAL[0].read_bytes()
+    good = SAMPLE_NORMAL[0].read_bytes()
     p = tmp_path / "IM-0001-0001.jpeg"
     p.write_bytes(b"\0" * len(good))  # same size, not an image
     st = p.stat()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _SAMPLE_NORMAL, _truncated, counts, make_root
+from helpers.common import SAMPLE_NORMAL, truncate, counts, make_root
 from PIL import Image
 
 from study.config import TrainConfig
@@ -25,7 +25,7 @@ from study.data.layout import CLASSES, find_root, load_split, scan_split, summar
 from study.data.splits import prepare
 from study.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 RES = 32  # px; small so every decode is cheap
 
 
@@ -66,7 +66,7 @@ def _text(p: Path) -> None:
 
 
 BAD_FILES = {
-    "truncated": (_truncated, "truncated"),
+    "truncated": (truncate, "truncated"),
     "zero_byte": (_zero, "empty file (0 bytes)"),
     "text_as_jpeg": (_text, "not an image"),
 }
@@ -95,7 +95,7 @@ def test_unreadable_file_is_skipped_with_reason(root, cache, kind, where):
 
 def test_skips_are_reported_per_file(root, cache):
     """Several bad files: each is listed once with its own reason; a wrong extension too."""
-    _truncated(root / "train" / "NORMAL" / "IM-0098-0001.jpeg")
+    truncate(root / "train" / "NORMAL" / "IM-0098-0001.jpeg")
     _zero(root / "train" / "PNEUMONIA" / "person60_virus_1.jpeg")
     (root / "train" / "NORMAL" / "notes.txt").write_text("hi")
     s = summarize(root, RES, cache_dir=cache)
@@ -158,7 +158,7 @@ def test_4000px_image_is_read(root, cache, fmt):
 
 
 def test_grayscale_and_rgb_jpegs_both_read(root, cache):
-    src = _SAMPLE_NORMAL[0]
+    src = SAMPLE_NORMAL[0]
     with Image.open(src) as im:
         assert im.mode == "RGB"
         im.convert("L").save(root / "train" / "NORMAL" / "IM-0070-0001.jpeg", quality=95)
@@ -223,7 +223,7 @@ def test_root_not_a_data_set(tmp_path, cache):
 def test_unknown_class_folder(root, cache):
     covid = root / "train" / "COVID"
     covid.mkdir()
-    shutil.copyfile(_SAMPLE_NORMAL[0], covid / "covid1.jpeg")
+    shutil.copyfile(SAMPLE_NORMAL[0], covid / "covid1.jpeg")
     with pytest.raises(UserError) as e:
         summarize(root, RES, cache_dir=cache)
     assert "unknown class folder" in one_line_naming(e, covid)
@@ -232,7 +232,7 @@ def test_unknown_class_folder(root, cache):
 # ---- CLI -------------------------------------------------------------------------------------
 def test_cli_json(root, cache):
     bad = root / "train" / "NORMAL" / "IM-0099-0001.jpeg"
-    _truncated(bad)
+    truncate(bad)
     make_root(root, splits=("val",), n_normal=1, n_bact=1, n_virus=0)
     r = run_cli([str(root), "--json", "--resolution", str(RES)], cache)
     assert r.returncode == 0, r.stderr

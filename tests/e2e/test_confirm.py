@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import QUICK_TINY_ARGS, REPO
+from helpers.common import QUICK_TINY_ARGS, REPO
 
 from study.data.layout import SAMPLE_ROOT
 from study.names import CONFIRM_PREFIX, METRIC, STUDY_FILE
@@ -37,7 +37,7 @@ def study(quick_results):
 def test_confirmation_stage_retrains_the_selected_configuration(study):
     storage = study["storage"]
     meta = json.loads((storage / f"{CONFIRM_PREFIX}binary" / STUDY_FILE).read_text())
-    quick = json.loads((storage / "quick" / STUDY_FILE).read_text())
+    json.loads((storage / "quick" / STUDY_FILE).read_text())
     assert meta["searched"] == ["seed"] and meta["confirms"]["experiment"] == "quick"
     trials = [d for d in (storage / f"{CONFIRM_PREFIX}binary").iterdir() if (d / "params.json").is_file()]
     seeds = sorted(json.loads((d / "params.json").read_text())["seed"] for d in trials)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import re
 import shlex
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -22,7 +21,7 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers.common import REPO
 CLUSTER_YAML = REPO / "cluster" / "cluster.yaml"
 KUBERAY_YAML = REPO / "cluster" / "kuberay-job.yaml"
 README = REPO / "cluster" / "README.md"
@@ -163,14 +162,14 @@ def test_every_cluster_command_passes_data_from_s3(cluster, readme, rayjob):
     for source in (REPO / "README.md", REPO / "study" / "run.py"):
         text = source.read_text()
         text = (text.split('"""')[1] if source.suffix == ".py" else text).replace("\\\n", " ")
-        submits = [l for l in text.splitlines() if re.search(r"ray (job )?submit ", l)]
+        submits = [x for x in text.splitlines() if re.search(r"ray (job )?submit ", x)]
         assert submits, source
         for line in submits:
             assert "--data s3://" in line and "--address auto" in line, f"{source.name}: {line}"
 
 
 def cluster_comments() -> str:
-    return "\n".join(l for l in CLUSTER_YAML.read_text().splitlines() if l.lstrip().startswith("#"))
+    return "\n".join(x for x in CLUSTER_YAML.read_text().splitlines() if x.lstrip().startswith("#"))
 
 
 def test_start_commands(cluster):

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import QUICK_TINY_ARGS
+from helpers.common import QUICK_TINY_ARGS
 
 from study import run as run_mod
 from study.tune import tuner as tuner_mod
@@ -58,7 +58,7 @@ def test_errored_trial_fails_the_study_and_is_listed(failing_study):
     assert failing_study["code"] == 1
     out = failing_study["stdout"]
     assert "quick: 8 trials (1 errored, 1 diverged)" in out, out[-2000:]
-    errored = [l for l in out.splitlines() if l.startswith("  errored: ")]
+    errored = [x for x in out.splitlines() if x.startswith("  errored: ")]
     assert len(errored) == 1 and errored[0].endswith("RuntimeError: injected crash for the test"), errored
     s = json.loads((failing_study["exp"] / "study.json").read_text())["summary"]
     assert s["errors"] == 1 and s["diverged"] == 1 and s["statuses"][ERRORED] == 1 and s["statuses"][DIVERGED] == 1
@@ -68,7 +68,7 @@ def test_errored_trial_fails_the_study_and_is_listed(failing_study):
 
 
 def test_crashes_are_retried_divergence_is_not(failing_study):
-    attempts = [tuple(json.loads(l)) for l in failing_study["log"].read_text().splitlines()]
+    attempts = [tuple(json.loads(x)) for x in failing_study["log"].read_text().splitlines()]
     assert attempts.count(CRASH) == 2, "a crash gets max_failures=1 retry"
     assert attempts.count(DIVERGE) == 1, "a diverged trial was retried"
 
@@ -78,7 +78,7 @@ def test_diverged_trial_has_its_status_and_is_never_selected(failing_study):
     assert "diverged at epoch 1: train loss nan" in s["diverged_trials"][0]["why"]
     assert (s["best_config"]["optimizer"], s["best_config"]["lr"]) not in (CRASH, DIVERGE)
     d = next(p for p in failing_study["exp"].iterdir() if p.name == s["diverged_trials"][0]["trial"])
-    last = [json.loads(l) for l in (d / "result.json").read_text().splitlines() if l.strip()][-1]
+    last = [json.loads(x) for x in (d / "result.json").read_text().splitlines() if x.strip()][-1]
     assert last[STATUS] == DIVERGED and last["epoch"] == 1
 
     from analysis.results.load import load_experiment

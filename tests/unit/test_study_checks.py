@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, _truncated, make_root
+from helpers.common import REPO, truncate, make_root
 
 from study import run as run_mod
 from study.tune import driver
@@ -89,7 +89,7 @@ def test_existing_experiment_needs_resume_or_overwrite_before_ray(tmp_path, caps
 def test_a_class_with_no_readable_image_stops_the_study_before_ray(tmp_path, capsys, no_ray):
     root = make_root(tmp_path / "data", n_normal=0, n_bact=4, n_virus=4)
     for i in range(5):
-        _truncated(root / "train" / "NORMAL" / f"IM-{i + 1:04d}-0001.jpeg")
+        truncate(root / "train" / "NORMAL" / f"IM-{i + 1:04d}-0001.jpeg")
     storage = tmp_path / "results"
     err = run_main(["--data", str(root), "--storage", str(storage)], capsys)
     assert "no readable NORMAL image" in err and "5 skipped" in err and not storage.exists(), err
@@ -97,7 +97,7 @@ def test_a_class_with_no_readable_image_stops_the_study_before_ray(tmp_path, cap
 
 def test_strict_stops_the_study_before_ray(tmp_path, capsys, no_ray):
     root = make_root(tmp_path / "data", n_normal=6, n_bact=4, n_virus=4)
-    _truncated(root / "train" / "NORMAL" / "IM-0099-0001.jpeg")
+    truncate(root / "train" / "NORMAL" / "IM-0099-0001.jpeg")
     err = run_main(["--data", str(root), "--strict", "--storage", str(tmp_path / "r")], capsys)
     assert "IM-0099-0001.jpeg" in err and "--strict" in err
 

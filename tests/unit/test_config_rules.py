@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from helpers.common import REPO
 
 from study import train as train_mod
 from study.config import CROSS_RULES, TrainConfig, rule

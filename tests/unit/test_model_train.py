@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, tiny
+from helpers.common import REPO, tiny
 
 from study.config import TrainConfig
 from study.data.splits import prepare
@@ -32,9 +32,9 @@ def test_seed_network_shapes():
     from study.config import SEED_RECIPE
     m = build_model(TrainConfig(**SEED_RECIPE))
     assert m(torch.zeros(2, 1, 200, 200)).shape == (2, 1)
-    convs = [l for l in m if isinstance(l, torch.nn.Conv2d)]
+    convs = [x for x in m if isinstance(x, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32] * 4 and all(c.kernel_size == (3, 3) for c in convs)
-    assert [l for l in m if isinstance(l, torch.nn.Linear)][0].in_features == 13 * 13 * 32
+    assert [x for x in m if isinstance(x, torch.nn.Linear)][0].in_features == 13 * 13 * 32
 
 
 @pytest.mark.parametrize("extra", [(), ("batchnorm",)])
@@ -90,7 +90,8 @@ VARIANTS = [
     {"extra_layers": ["conv", "conv"]}, {"extra_layers": ["batchnorm", "dropout"]},
     {"dropout": 0.3, "dropout_place": "conv"}, {"dropout": 0.3, "dropout_place": "both"}, {"dropout": 0.3},
     {"filters": [8, 16, 32, 64], "kernel_sizes": [5, 5, 3, 3]}, {"filters": [8, 8], "kernel_sizes": [7, 3]},
-    {"num_classes": 3}, {"num_classes": 3, "class_balance": "weights"}, {"class_balance": "weights"}, {"class_balance": "sampler"},
+    {"num_classes": 3}, {"num_classes": 3, "class_balance": "weights"}, {"class_balance": "weights"},
+    {"class_balance": "sampler"},
     {"norm": "batch"}, {"augment": "strong"}, {"augment": "medium", "augment_strength": 0.5},
     {"augment": "light"}, {"precision": "bf16"}, {"channels_last": False}, {"weight_decay": 1e-4},
     {"early_stopping_patience": 1}, {"dense_units": 8},

@@ -1,0 +1,1 @@
+"""Helpers the tests share (common.py) and the scripts they run (asha_driver.py)."""

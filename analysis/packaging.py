@@ -20,7 +20,7 @@ from study.data.augment import TTA_VIEWS
 from study.data.layout import find_root
 from study.engine import checkpoint as ckpt_io
 from study.engine.device import pick_device
-from study.engine.infer import NO_TTA, Predictor, parse_views, predictor_from
+from study.engine.infer import MAX_FORWARDS, NO_TTA, Predictor, parse_views, predictor_from
 from study.engine.metrics import balanced_log_loss, binary_metrics, multiclass_metrics
 from study.errors import UserError
 
@@ -51,32 +51,48 @@ def _multiclass_figures(y, p, pred) -> dict:
     return _rounded(multiclass_metrics(y, p, pred))
 
 
-def choose_views(predictor: Predictor, data, cache: dict, tta: str) -> tuple[Predictor, dict]:
-    """--tta: `auto` keeps every declared view only if it lowers balanced log-loss on the stress validation."""
+def choose_views(predictor: Predictor, data, cache: dict, tta: str, gate: Predictor | None = None) -> tuple[Predictor, dict]:
+    """--tta: `auto` keeps every declared view only if it lowers balanced log-loss on the stress validation, and
+    only where members x views (plus the gate's forwards) stays within MAX_FORWARDS."""
+    extra = gate.forwards if gate is not None else 0
     if tta != "auto":
         views = parse_views(tta)
+        if len(predictor.members) * len(views) + extra > MAX_FORWARDS:
+            raise UserError(f"--tta {tta}: {len(predictor.members)} member(s) x {len(views)} view(s) + {extra} gate "
+                            f"forwards is over MAX_FORWARDS={MAX_FORWARDS} (study/engine/infer.py); pass fewer views")
         return predictor.with_views(views), {"views": list(views), "rule": "chosen by --tta"}
     plain = athreshold.predictor_validation(predictor.with_views(NO_TTA), data, cache)
+    without = balanced_log_loss(plain.y_stress, plain.probs_stress)
+    rule = "kept only if it lowers balanced log-loss on the stress validation"
+    if len(predictor.members) * len(TTA_VIEWS) + extra > MAX_FORWARDS:
+        why = (f"{rule}; not tried: {len(predictor.members)} members x {len(TTA_VIEWS)} views + {extra} gate "
+               f"forwards is over MAX_FORWARDS={MAX_FORWARDS}")
+        return predictor.with_views(NO_TTA), {"views": ["identity"], "rule": why,
+                                              "stress balanced log-loss without": round(without, 4)}
     viewed = athreshold.predictor_validation(predictor.with_views(tuple(TTA_VIEWS)), data, cache)
-    without, with_ = (balanced_log_loss(v.y_stress, v.probs_stress) for v in (plain, viewed))
+    with_ = balanced_log_loss(viewed.y_stress, viewed.probs_stress)
     keep = with_ < without
     return (predictor.with_views(tuple(TTA_VIEWS) if keep else NO_TTA),
-            {"views": list(TTA_VIEWS) if keep else ["identity"], "rule": "kept only if it lowers balanced log-loss on "
-             "the stress validation", "stress balanced log-loss without": round(without, 4),
-             "with all views": round(with_, 4)})
+            {"views": list(TTA_VIEWS) if keep else ["identity"], "rule": rule,
+             "stress balanced log-loss without": round(without, 4), "with all views": round(with_, 4)})
 
 
-def two_stage(predictor: Predictor, gate_path: str, data, cache: dict) -> tuple[Predictor, dict]:
-    """analysis.decision's rule with `gate_path`'s released binary model; -> (the chosen predictor, the comparison)."""
+def load_gate(gate_path: str) -> tuple[Predictor, dict]:
+    """--gate: a released binary model file -> (its predictor, its checkpoint dict)."""
     gate_ckpt = ckpt_io.load(local_checkpoint(gate_path))
     gate = predictor_from(gate_ckpt, pick_device(), where=gate_path)
     if gate.num_classes != 2 or gate.threshold is None:
         raise UserError(f"--gate {gate_path}: expected a released binary model file (analysis.release output)")
+    return gate, gate_ckpt
+
+
+def two_stage(predictor: Predictor, gate: Predictor, gate_path: str, data, cache: dict) -> tuple[Predictor, dict]:
+    """analysis.decision's rule with `gate_path`'s released binary model; -> (the chosen predictor, the comparison)."""
     d = decision.compare(predictor, gate, data, cache)
     rounded = {n: {s: _rounded(m) for s, m in f.items()} for n, f in d.figures.items()}
     return d.predictor, {"decision": d.chosen, "rule": decision.RULE, "gate": relative_text(str(gate_path), None),
                          "gate_threshold": gate.threshold, "gate_stress_specificity": round(d.gate_specificity, 4),
-                         "compared": rounded, "_gate": gate_ckpt}
+                         "compared": rounded}
 
 
 def release(checkpoints: list[str], data: str | None, out: Path, command: str, tta: str = "auto",
@@ -88,13 +104,15 @@ def release(checkpoints: list[str], data: str | None, out: Path, command: str, t
         ckpt = ensemble.select(lib).checkpoint()
     else:
         ckpt = ckpt_io.load(local_checkpoint(checkpoints[0]))
-    predictor, views = choose_views(predictor_from(ckpt, pick_device(), where=str(checkpoints[0])), data, cache, tta)
-    decision = None
+    predictor = predictor_from(ckpt, pick_device(), where=str(checkpoints[0]))
+    gate_model, gate_ckpt, decision = None, None, None
     if gate is not None:
         if predictor.num_classes != 3:
             raise UserError(f"--gate {gate}: a gate is for a 3-class model; {checkpoints[0]} is binary")
-        predictor, decision = two_stage(predictor, gate, data, cache)
-    gate_ckpt = decision.pop("_gate") if decision else None
+        gate_model, gate_ckpt = load_gate(gate)
+    predictor, views = choose_views(predictor, data, cache, tta, gate_model)
+    if gate_model is not None:
+        predictor, decision = two_stage(predictor, gate_model, gate, data, cache)
     vp = athreshold.predictor_validation(predictor, data, cache)
     info = {"data": relative_text(vp.description, root), "trained_with": relative_text(command, root),
             "released": time.strftime("%Y-%m-%d"), "precision": ckpt_io.members(ckpt)[0][0].get("precision"),

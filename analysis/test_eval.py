@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import bootstrap_ci
-from analysis.log import log as _log
+from analysis.log import log
 from analysis.results.tree import local_checkpoint
 from study.config import TrainConfig
 from study.data import splits as sdata  # module attribute calls: tests can spy on load_test
@@ -149,7 +149,7 @@ def run_test(selections: list[Selection]) -> list[TestResult]:
         y = targets(split.labels3, sel.cfg.num_classes)
         res.n_images = len(y)
         res.class_counts = {c: int((split.labels3 == i).sum()) for i, c in enumerate(CLASSES)}
-        _log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
+        log(f"  {sel.task}: {len(sel.models)} model(s) ({sel.models_from}) on the test split ...")
         res.scored, P, L = _predict(sel, split.images)
         res.seeds = res.scored["seed"].tolist()
         if sel.cfg.num_classes == 2:

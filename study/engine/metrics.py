@@ -65,4 +65,7 @@ def balanced_log_loss(y: np.ndarray, probs: np.ndarray) -> float:
     labels = np.arange(p.shape[1])
     counts = np.bincount(y, minlength=p.shape[1]).astype(float)
     w = 1.0 / (counts[y] * (counts > 0).sum())
-    return float(log_loss(y, np.clip(p, 1e-7, 1.0), sample_weight=w, labels=labels))
+    # float64 and rows summed to 1 again after the clip: float32 softmax rows miss 1 by up to ~1e-7, which
+    # sklearn warns about; the clip (1e-7) bounds one image's loss at ~16 nats
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1.0)
+    return float(log_loss(y, p / p.sum(axis=1, keepdims=True), sample_weight=w, labels=labels))

@@ -122,21 +122,31 @@ def test_tpe_search_resumes_its_history(tmp_path):
     # could all finish between the poll that sees two and the kill
     args = ["--experiment", "tune_recipe", "--resolution", "32", "--max-epochs", "2", "--num-samples", "10",
             "--max-concurrent", "1", "--set", "dense_units=16", "--storage", str(storage)]
+    log = tmp_path / "run.log"
+    # Tune writes the experiment state (and the trials' result.json) in a staging folder and copies it to the
+    # storage at most every 10 s by default: on CI all ten trials finished inside one such window. A period of
+    # 0 s copies it on every pass of Tune's loop, so what a SIGKILL leaves in the storage is current.
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     exp = storage / "tune_recipe"
-    finished = lambda: [d for d in exp.glob("train_trial_*") if (d / "result.json").is_file()
-                        and any(json.loads(line).get("done") for line in (d / "result.json").read_text().splitlines())]
+    # finished trials as the driver's own progress lines count them (printed and flushed per trial)
+    finished = lambda: log.read_text().count("[tune_recipe] trial ")
     deadline = time.time() + 600
-    while time.time() < deadline and len(finished()) < 2:
-        time.sleep(0.5)
-    time.sleep(1.0)  # let Tune write the experiment checkpoint that follows the second result
+    while time.time() < deadline and finished() < 2 and proc.poll() is None:
+        time.sleep(0.1)
+    seen = time.time()
+    # let Tune write the experiment checkpoint that follows the second result (it holds the searcher)
+    states = lambda: [p.stat().st_mtime for p in exp.glob("experiment_state*.json")]
+    while time.time() < seen + 20 and not any(m >= seen for m in states()) and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, f"the study ended before it could be killed: {log.read_text()[-2000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = len(finished())
+    before = finished()
     assert 2 <= before < 10, f"{before} trials finished before the kill"
     out = subprocess.run([sys.executable, "-m", "study.run", *args, "--resume"], cwd=REPO, capture_output=True,
-                         text=True, timeout=900)
+                         text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     keys = ("augment_strength", "lr", "weight_decay")
     params = [json.loads((d / "params.json").read_text()) for d in sorted(exp.glob("train_trial_*"))

@@ -187,3 +187,19 @@ def test_release_with_a_gate_records_both_decisions(two_stage_file, capsys):
         assert set(dec["compared"][name]["stress_validation"]["recall"]) == {"normal", "bacteria", "virus"}
     assert ("gate" in ckpt_io.load(d / "m" / "three_class.pt")) == (dec["decision"] == "two-stage")
     assert "3-class decision" in (d / "m" / "MODEL_CARD.md").read_text()
+
+
+def test_release_bounds_members_times_views(members, tmp_path, capsys, monkeypatch):
+    """Prediction time scales with members x views (+ a gate's): `auto` does not try views past MAX_FORWARDS,
+    an explicit --tta past it is refused naming the bound."""
+    from analysis import packaging, release
+    monkeypatch.setattr(packaging, "MAX_FORWARDS", len(TTA_VIEWS) - 1)  # even one member over all views is too many
+    capsys.readouterr()
+    assert release.main([*map(str, members), "--out", str(tmp_path / "binary.pt"), "--command", "x"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tta"]["views"] == ["identity"] and "not tried" in info["tta"]["rule"]
+    assert "with all views" not in info["tta"] and ckpt_io.load(tmp_path / "binary.pt")["tta"] == []
+    monkeypatch.setattr(packaging, "MAX_FORWARDS", 1)
+    assert release.main([str(members[0]), "--out", str(tmp_path / "b2.pt"), "--tta", "all", "--command", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MAX_FORWARDS=1" in err[0] and "pass fewer views" in err[0]

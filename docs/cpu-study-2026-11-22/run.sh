@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real-data CPU study: every question at 64 px on a 1500-image stratified train subset.
-cd /work/main
+cd "$(dirname "$0")/../.."
 export PNEUMONIA_CACHE=/tmp/pcache
-D=/work/shared/data/chest_xray
-S=/tmp/real/results
+D=../shared/data/chest_xray
+S=runs/real/results
 C="--data $D --storage $S --resolution 64 --max-train-images 1500"
 set -x
 date

@@ -11,7 +11,7 @@ if [ "$1" = A ]; then order="fp32:0 bf16:1 fp32:2 bf16:3 fp32:4"; else order="bf
 for job in $order; do
   p=${job%%:*}; s=${job##*:}
   echo "== $p seed $s start $(date -u +%H:%M:%S) $(cat /proc/loadavg)"
-  python -m study.train --data /work/shared/data/chest_xray --set resolution=128 --set max_train_images=2000 \
+  python -m study.train --data ../shared/data/chest_xray --set resolution=128 --set max_train_images=2000 \
     --set epochs=12 --set seed=$s --set precision=$p --out "$OUT/${p}_s$s"
 done
 echo "== stream $1 done $(date -u +%H:%M:%S)"

@@ -6,7 +6,7 @@ from study.model import build_model
 from study.engine.device import pick_device
 from study.engine.infer import evaluate
 cfg = TrainConfig()
-t = time.perf_counter(); d = prepare("/work/shared/data/chest_xray", cfg, progress=False); prep = time.perf_counter() - t
+t = time.perf_counter(); d = prepare("../shared/data/chest_xray", cfg, progress=False); prep = time.perf_counter() - t
 from study.data.stress import stress_images
 t = time.perf_counter(); stress_images(d.val.images, 0); build = time.perf_counter() - t
 model = build_model(cfg).to(memory_format=torch.channels_last).eval()

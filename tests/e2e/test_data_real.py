@@ -1,5 +1,5 @@
 """The real data set (train + val, 224 px): counts and patient-level splits. Skipped with a reason
-where /work/shared/data/chest_xray (or $PNEUMONIA_REAL_DATA) is absent.
+where ../shared/data/chest_xray (or $PNEUMONIA_REAL_DATA) is absent.
 
     .venv/bin/python -m pytest -q tests/test_data_real.py
 """

@@ -1,5 +1,5 @@
 """Smoke test of the cache benchmark (benchmarks/cache.py) on the bundled sample; the real
-figures come from `python -m benchmarks.cache /work/shared/data/chest_xray` (see its docstring)."""
+figures come from `python -m benchmarks.cache ../shared/data/chest_xray` (see its docstring)."""
 from __future__ import annotations
 
 import json

@@ -1,7 +1,7 @@
 """The real data set (train + val, 224 px): counts and patient-level splits. Skipped with a reason
 where ../shared/data/chest_xray (or $PNEUMONIA_REAL_DATA) is absent.
 
-    .venv/bin/python -m pytest -q tests/test_data_real.py
+    .venv/bin/python -m pytest -q tests/e2e/test_data_real.py
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped models' library: 200 px, the full train split less the patient-level validation carve
 # (holdout_fraction=0), 16 epochs, one thread per run, two queues at once. Run from a checkout beside shared/.
-# Ran 2026-12-01 21:18 to 2026-12-02 00:21 UTC (2-core AMD EPYC, code at commit 91a6775): ~40 min a model.
+# Ran 2026-12-01 21:18 to 2026-12-02 00:21 UTC (2-core AMD EPYC, code at commit 91a6775): 35 to 58 min a model.
 set -u
 cd "$(dirname "$0")/../.."  # the repository root
 export OMP_NUM_THREADS=1 PYTHONPATH=$PWD

@@ -16,8 +16,9 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from study.config import TrainConfig
+from study.data.cache import load_or_build
 from study.data.layout import CLASSES, SAMPLE_ROOT, Split, find_root, load_split, targets
-from study.data.stress import STRESS, stress_images
+from study.data.stress import STRESS, film_px, stress_images
 from study.errors import UserError
 
 
@@ -39,11 +40,15 @@ class TrainData:
             self.eval_images = np.concatenate([self.val.images, self.stress.images])
 
 
-def stressed(val: Split, seed: int) -> Split:
-    """The stress validation set: each validation image once per acquisition-style change in
-    study.data.stress.STRESS, drawn from `seed`; labels and patients repeat in the same order."""
+def stressed(val: Split, resolution: int, seed: int, cache_dir: Path | None = None, progress: bool = True) -> Split:
+    """The stress validation set: each validation film once per acquisition-style change in
+    study.data.stress.STRESS, made in the film frame (study.data.stress.film_px) and resized to
+    `resolution`, drawn from `seed`; labels and patients repeat in the same order."""
     k = len(STRESS)
-    return Split(stress_images(val.images, seed), np.tile(val.labels3, k), np.tile(val.patients, k),
+    got = load_or_build([Path(p) for p in val.paths], film_px(resolution), "val-film", cache_dir, progress)
+    if not got["ok"].all():  # these files decoded a moment ago at `resolution`
+        raise UserError(f"{val.paths[int(np.argmin(got['ok']))]}: unreadable when decoded for the stress validation")
+    return Split(stress_images(got["images"], resolution, seed), np.tile(val.labels3, k), np.tile(val.patients, k),
                  [f"{p} [{name}]" for name in STRESS for p in val.paths], list(val.sizes) * k)
 
 
@@ -114,7 +119,8 @@ def prepare(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = 
     desc = (f"{root}: train {len(train.labels3)} images / {len(set(train.patients))} patients, "
             f"val ({cfg.val_source}) {len(val.labels3)} / {len(set(val.patients))} (+{len(STRESS)}x stressed), "
             f"{cfg.resolution}px")
-    return TrainData(train, val, stressed(val, cfg.split_seed), cfg.data_key(), desc, skipped)
+    return TrainData(train, val, stressed(val, cfg.resolution, cfg.split_seed, cache_dir, progress), cfg.data_key(), desc,
+                     skipped)
 
 
 def load_test(root: str | Path | None, cfg: TrainConfig, cache_dir: Path | None = None) -> tuple[Split, str]:

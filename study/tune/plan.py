@@ -44,6 +44,11 @@ class Plan:
 def plan(space: SearchSpace, args) -> Plan:
     """The experiment `space` with the flags (--max-epochs, --resolution, --max-train-images, --num-samples)
     and --set applied; UserError for --set on a searched field or any sample that breaks a rule."""
+    flags = {k for k, flag in FLAG_OF.items() if getattr(args, flag[2:].replace("-", "_"), None) is not None}
+    pinned = sorted((set(parse_pairs(args.set)) | flags) & set(space.varies))
+    if pinned:
+        raise UserError(f"{space.name} is one value of {pinned[0]} in a question that varies it; drop "
+                        f"{FLAG_OF.get(pinned[0], '--set ' + pinned[0])}")
     setting = sorted(set(parse_pairs(args.set)) & set(space.searched))
     if setting:
         raise UserError(f"{setting[0]} is searched by {space.name}; drop --set {setting[0]} or pick a question that "

@@ -18,7 +18,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Integer, Quantize
 from study.config import DATA_FIELDS, TrainConfig
 from study.errors import UserError
 
-ANSWERS = ("seed_spread", "compare", "factors", "dropout", "optimizers", "early_stopping", "confirmation")
+ANSWERS = ("seed_spread", "compare", "factors", "dropout", "optimizers", "early_stopping", "confirmation", "cost")
 MAX_CHECKED = 100_000  # combinations; beyond it each searched key is checked alone against the base
 
 
@@ -47,6 +47,7 @@ class SearchSpace:
     searcher: Callable[[], Any] | None = None  # a Ray Tune searcher factory (default: Ray's seeded grid/random)
     epoch_budgets: tuple = ()      # budgets whose best METRIC the answer reads off each curve
     confirms: dict | None = None   # a confirmation stage: which configuration it retrains (study/tune/confirm.py)
+    varies: tuple = ()             # data fields its family varies across experiments (search_spaces/budget.py); no flag sets them
 
     def check(self) -> "SearchSpace":
         where = f"search_spaces/{self.name}.py"

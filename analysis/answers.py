@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import search_spaces
+from analysis import budget
 from analysis.figures import heatmap_figure
 from analysis.results.load import AT_BEST, BEST_EPOCH, Experiment, Results, fmt
 from study.config import SEED_RECIPE, TrainConfig
@@ -279,17 +280,45 @@ def dropout_answer(exp: Experiment, noise, a: Answer, out: Path) -> None:
     dropout_extra(exp, a)
 
 
+def cost_answer(res: Results, exp: Experiment, noise, a: Answer, out: Path) -> None:
+    """One budget experiment: its epoch budgets; the family's last experiment in the tree adds the front over all."""
+    rows = budget.budget_rows(exp)
+    if len(rows):
+        a.tables.append((f"{exp.name}: best {METRIC} within E epochs and its train seconds", rows))
+    family = [e for e in res.experiments if answer_name(e) == "cost"]
+    if exp is not family[-1]:
+        return
+    df = budget.configurations(family)
+    if not len(df):
+        return
+    cheap, dear, n = budget.seeds_for_one(df)
+    best = df.loc[df[METRIC].idxmax()]
+    front = df[df["on front"]]
+    a.text.append(f"Pareto front of {METRIC} against train seconds ({len(df)} configurations): " + ", ".join(
+        f"{r.resolution} px x {r.epochs} ep {getattr(r, METRIC):.4f} in {r.train_seconds:.0f} s" for r in
+        front.itertuples()) + ".")
+    a.text.append(f"Best mean score: {best['resolution']:.0f} px x {best['epochs']:.0f} epochs, {best[METRIC]:.4f} "
+                  f"(seed std {best[f'{METRIC} std']:.4f}) in {best[budget.COST]:.0f} s. {n} runs of the cheapest point of "
+                  f"the front ({cheap['resolution']:.0f} px x {cheap['epochs']:.0f} ep, {cheap[budget.COST]:.0f} s) fit "
+                  f"the train seconds of one run at {dear['resolution']:.0f} px x {dear['epochs']:.0f} ep "
+                  f"({dear[budget.COST]:.0f} s).")
+    a.tables.append(("Budget: every resolution x epochs, means over seeds", df))
+    a.figures.append(("Selection score against train cost (the budget question)",
+                      budget.front_figure(df, out / "budget_front.png")))
+
+
 # The answer a search space names (study.tune.space.SearchSpace.answer, in study.json as "answer").
 ANSWERS = {"seed_spread": seed_spread_answer, "confirmation": seed_spread_answer, "compare": compare_answer,
            "factors": factors_answer, "dropout": dropout_answer,
            "optimizers": lambda exp, noise, a, out: optimizers(exp, noise, a, out),
            "early_stopping": lambda exp, noise, a, out: early_stopping(exp, noise, a)}
+NEEDS_TREE = {"cost": cost_answer}  # answers that read the other experiments of the tree too
 
 
 def answer_name(exp: Experiment) -> str:
     """The experiment's answer: the one its study.json records; a tree from before that was recorded takes
     the answer its search space names today (a space no longer known: the plain comparison)."""
-    if exp.meta.get("answer") in ANSWERS:
+    if exp.meta.get("answer") in ANSWERS or exp.meta.get("answer") in NEEDS_TREE:
         return exp.meta["answer"]
     try:
         return search_spaces.load(exp.name).answer
@@ -303,7 +332,10 @@ def answer(res: Results, exp: Experiment, out: Path) -> Answer:
     if not exp.trials[BEST_METRIC].notna().any():
         return a
     name = answer_name(exp)
-    if not _keys(exp) and name != "seed_spread":
+    if not _keys(exp) and name != "seed_spread" and name not in NEEDS_TREE:
         name = "seed_spread"  # nothing but seeds searched
-    ANSWERS[name](exp, noise, a, out)
+    if name in NEEDS_TREE:
+        NEEDS_TREE[name](res, exp, noise, a, out)
+    else:
+        ANSWERS[name](exp, noise, a, out)
     return a

@@ -26,7 +26,7 @@ from pyarrow import fs as pafs
 from analysis.results.tree import Tree
 from study.engine.checkpoint import FILE as CHECKPOINT_FILE
 from study.errors import UserError
-from study.names import (BEST_EPOCH, BEST_METRIC, DAMAGED, DIVERGED, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_KEYS, VAL_LOSS,
+from study.names import (BEST_EPOCH, BEST_METRIC, DAMAGED, DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, ERROR_MESSAGE, ERRORED, STOPPED_BY_ASHA, STUDY_FILE, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_KEYS, VAL_LOSS,
                          diverged_why, trial_budget, trial_status)
 from study.tune.ranking import hashable
 
@@ -164,7 +164,7 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
     epochs = pd.DataFrame(records)
     if len(epochs) and EPOCH in epochs:
         epochs = epochs.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH)  # a restarted trial repeats epochs
-        keep = [c for c in (EPOCH, *CURVE_METRICS, *VAL_KEYS, BEST_METRIC, BEST_EPOCH) if c in epochs]
+        keep = [c for c in (EPOCH, *CURVE_METRICS, *VAL_KEYS, BEST_METRIC, BEST_EPOCH, EPOCH_SECONDS) if c in epochs]
         epochs = epochs[list(dict.fromkeys(keep))].reset_index(drop=True)
     else:
         epochs = pd.DataFrame(columns=[EPOCH, *CURVE_METRICS])

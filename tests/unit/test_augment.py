@@ -142,11 +142,18 @@ def test_backends_give_the_same_output_statistics(images, name):
 
 
 # ---- the stress validation set -----------------------------------------------------------------------
-def test_stress_set_is_deterministic_and_covers_every_change(images):
-    a = S.stress_images(images, seed=0)
-    b = S.stress_images(images, seed=0)
-    c = S.stress_images(images, seed=1)
-    n = len(images)
+@pytest.fixture(scope="module")
+def films() -> np.ndarray:
+    """The same 24 X-rays in the stress changes' film frame (study.data.stress.film_px)."""
+    paths = SAMPLE_NORMAL[:8] + SAMPLE_BACT[:8] + SAMPLE_VIRUS[:8]
+    return np.stack([decode(p, S.film_px(RES))[0] for p in paths])
+
+
+def test_stress_set_is_deterministic_and_covers_every_change(films, images):
+    a = S.stress_images(films, RES, seed=0)
+    b = S.stress_images(films, RES, seed=0)
+    c = S.stress_images(films, RES, seed=1)
+    n = len(films)
     assert a.shape == (len(S.STRESS) * n, RES, RES) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -157,12 +164,36 @@ def test_stress_set_is_deterministic_and_covers_every_change(images):
         assert r > 0.3, (name, r)  # still the same film
 
 
+def test_stress_changes_are_made_in_the_film_frame(films):
+    """A 128 px stress film resized to 64 px is the 64 px stress film: the change is as large on the film at
+    both resolutions (before 2026-12-04 it was made at the run's px, so a 64 px run met coarser changes)."""
+    lo = S.stress_images(films, 64, seed=0).astype(float)
+    hi = S.to_resolution(S.stress_images(films, 128, seed=0), 64).astype(float)
+    assert np.abs(lo - hi).mean() < 2.0  # grey levels of 255: two resizes apart, not two different changes
+
+
+def test_compression_removes_the_fine_texture(films):
+    """The compression change lowers the film's pixel-to-pixel contrast (the sharpness cue of RESULTS.md
+    section 4) by over a tenth at 200 px (19 % measured), and by under a quarter of that at 32 px (2 %), where
+    that texture is already gone."""
+    def sharp(x):
+        return np.abs(np.diff(x.astype(np.int16), axis=-1)).mean()
+    i, n = S.STRESS.index("compression"), len(films)
+    drop = {}
+    for r in (32, 200):
+        plain = S.to_resolution(films, r)
+        drop[r] = 1 - sharp(S.stress_images(films, r, seed=0)[i * n:(i + 1) * n]) / sharp(plain)
+    assert drop[200] > 0.10, drop
+    assert drop[32] < drop[200] / 4, drop
+
+
 def test_prepared_data_carries_the_stress_set(tiny_data):
     k = len(S.STRESS)
     val, stress = tiny_data.val, tiny_data.stress
     assert len(stress.labels3) == k * len(val.labels3)
     np.testing.assert_array_equal(stress.labels3, np.tile(val.labels3, k))
-    np.testing.assert_array_equal(stress.images, S.stress_images(val.images, TrainConfig().split_seed))
+    films = np.stack([decode(p, S.film_px(val.images.shape[-1]))[0] for p in val.paths])
+    np.testing.assert_array_equal(stress.images, S.stress_images(films, val.images.shape[-1], TrainConfig().split_seed))
 
 
 def test_training_with_the_gpu_backend_runs_on_cpu(monkeypatch, tiny_data):

@@ -54,7 +54,20 @@ def test_questions_cover_the_seed():
     opts = {c.optimizer for c in sampled_configs("optimizers")}
     assert opts == {"sgd", "sgd_momentum", "nesterov", "adam", "rmsprop"}
     assert {c.num_classes for c in sampled_configs("three_class")} == {3}
-    assert search_spaces.expand("all") == list(search_spaces.QUESTIONS)
+    assert search_spaces.expand("all") == list(search_spaces.NAMES[:-1])  # every question, a family as its members
+
+
+def test_budget_is_one_experiment_per_resolution_and_refuses_a_resolution_flag():
+    from types import SimpleNamespace
+    from study.tune.plan import plan
+    names = search_spaces.expand("budget")
+    assert names == [f"budget_{r}" for r in (32, 64, 96, 128, 200)]
+    assert [search_spaces.load(n).fixed["resolution"] for n in names] == [32, 64, 96, 128, 200]
+    args = SimpleNamespace(set=[], max_epochs=None, resolution=64, max_train_images=None, num_samples=None)
+    with pytest.raises(UserError, match="--resolution"):
+        plan(search_spaces.load("budget_96"), args)
+    args.resolution = None
+    assert plan(search_spaces.load("budget_96"), args).base.resolution == 96
 
 
 def _edit(monkeypatch, name: str, **fields) -> None:

@@ -108,8 +108,8 @@ def test_same_seed_same_numbers_pinned():
     kernels under albumentations differ by CPU (train loss 1.8e-4 apart at epoch 1 between an AMD EPYC and an
     Intel Xeon with AMX, 2026-12-04), so augmented runs are checked for determinism on one machine instead."""
     want = json.loads(PINNED.read_text())
-    got = {"default_no_augment": _run(augment="none"), "seed_recipe_cosine": _run(augment="none", norm="none", class_balance="none",
-                                                          lr_schedule="cosine", seed=3)}
+    got = {"default_no_augment": _run(augment="none"),
+           "seed_recipe_cosine": _run(augment="none", norm="none", class_balance="none", lr_schedule="cosine", seed=3)}
     for name in want:
         for a, b in zip(got[name], want[name]):
             assert a.keys() == b.keys()

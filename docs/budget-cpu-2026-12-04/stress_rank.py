@@ -27,6 +27,8 @@ DATA = "../shared/data/chest_xray"
 
 
 def old_pipelines(resolution: int, seed: int) -> dict:
+    """study/data/stress.py _stress_pipelines as of commit ae3a216, kept verbatim here as the "before" of the
+    comparison (the library has only today's definition)."""
     px = resolution / 200
     return {
         "processing": A.Compose([A.CLAHE(clip_limit=(1.5, 2.5), tile_grid_size=(8, 8), p=1.0),

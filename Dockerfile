@@ -5,7 +5,7 @@
 #   docker push YOUR-REGISTRY/pneumonia-tune:0.1.0-ray2.60.0
 #
 # The tag is the project's version and the Ray inside. Both YAML files name this tag, and
-# tests/test_image.py checks that they, this file and requirements.lock agree on it and on Ray.
+# tests/unit/test_image.py checks that they, this file and requirements.lock agree on it and on Ray.
 #
 # CUDA base: torch's wheels bring the CUDA 13 runtime libraries (nvidia-* in requirements.lock); the
 # base image adds NVIDIA's container settings, so `docker run --gpus all` mounts the host's driver

@@ -42,6 +42,7 @@ if __name__ == "__main__":
 
 import search_spaces  # noqa: E402 - after the sys.path and Ray settings above
 from study import cli  # noqa: E402 - after the sys.path and Ray settings above
+from study.errors import INTERRUPTED  # noqa: E402 - after the sys.path and Ray settings above
 from study.tune.driver import run_study  # noqa: E402 - after the sys.path and Ray settings above
 
 
@@ -84,4 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == INTERRUPTED:
+        # The experiments' daemon threads may still be inside Tune when the interpreter exits; their next call to
+        # the shut-down Ray core worker ends the process with exit 1 from C++. The study is saved: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

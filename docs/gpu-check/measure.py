@@ -3,13 +3,17 @@ zeros). Appends one JSON line per figure to OUT/a.jsonl:
 
   env        nvidia-smi's GPU, torch, CUDA and cuDNN versions, whether CUDA MPS is installed
   step       eager images/s and host CPU seconds per step, batch 32 and 256, the default recipe and the seed's
+  syncs      host syncs per step under torch.cuda.set_sync_debug_mode("warn") over one epoch of each recipe at
+             batch 32 (less the epoch's two closing reads: its loss and accuracy), with the first places that
+             synced; on a CPU: not measurable (tests/unit/test_host_reads.py counts host reads there instead)
   profile    CUDA kernels per step and GPU-busy % (kernel time / wall) of 20 steps, default recipe, batch 32
-  packed     1, 8 and 16 trainer processes at once for SECONDS each, their summed images/s, without and with
-             an MPS daemon this script starts and stops by its process id
+  packed     1, 8 and 16 trainer processes at once, their summed images/s over one shared window of SECONDS
+             (every trainer warms up, waits for a common start time, then counts the epochs it ends inside the
+             window), without and with an MPS daemon this script starts and stops by its process id
 
     python docs/gpu-check/measure.py OUT              # on the GPU machine (run.sh a)
     SMALL=1 python docs/gpu-check/measure.py OUT      # CPU size: 32 px, 1 and 2 processes, 2 s, no MPS
-    python docs/gpu-check/measure.py --trainer SECONDS BATCH        # one packed process (prints its images/s)
+    python docs/gpu-check/measure.py --trainer START SECONDS BATCH  # one packed process (prints its images/s)
 """
 from __future__ import annotations
 
@@ -105,25 +109,59 @@ def profile(out: Path, device) -> None:
          wall_s=round(wall, 3), host_ops_per_step=round(len([e for e in p.events() if "aten::" in e.name]) / n, 1))
 
 
-def trainer(seconds: float, batch: int) -> None:
+def trainer(start: float, seconds: float, batch: int) -> None:
+    """One packed process: set up and warm up, wait for the shared `start` (time.time()), then train whole
+    epochs until start + seconds; images/s = images of the epochs ended inside the window / the time they took."""
+    torch.set_num_threads(1)  # as Ray runs a trial of --cpus-per-trial 1 (OMP_NUM_THREADS=1): n trainers, n threads
     device = pick_device()
     a = setup({}, batch, device)
     epoch_rate(*a, 1, device)
-    done, t0, epoch = 0, time.perf_counter(), 2
-    while time.perf_counter() - t0 < seconds:
+    late = time.time() > start
+    while time.time() < start:
+        time.sleep(0.005)
+    done, t0, epoch, t_end = 0, time.time(), 2, None
+    while True:
         epoch_rate(*a, epoch, device)
-        done, epoch = done + IMAGES, epoch + 1
-    print(json.dumps({"images_per_s": done / (time.perf_counter() - t0)}), flush=True)
+        now = time.time()
+        if now > start + seconds:
+            break
+        done, epoch, t_end = done + IMAGES, epoch + 1, now
+    rate = done / (t_end - t0) if t_end else 0.0
+    print(json.dumps({"images_per_s": rate, "late": late}), flush=True)
 
 
 def packed(out: Path, mps: bool) -> None:
-    seconds = 2 if SMALL else 10
+    seconds = 2 if SMALL else 8
     for n in ((1, 2) if SMALL else (1, 8, 16)):
-        procs = [subprocess.Popen([sys.executable, __file__, "--trainer", str(seconds), "32"],
+        start = time.time() + (10 if SMALL else 25 + n)  # the trainers' start-up and warm-up fit before it
+        procs = [subprocess.Popen([sys.executable, __file__, "--trainer", str(start), str(seconds), "32"],
                                   stdout=subprocess.PIPE, text=True) for _ in range(n)]
-        rates = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1])["images_per_s"] for p in procs]
-        emit(out, "packed", processes=n, mps=mps, seconds=seconds, images_per_s_total=round(sum(rates), 1),
-             images_per_s_each=round(sum(rates) / n, 1))
+        lines = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+        rates = [x["images_per_s"] for x in lines]
+        emit(out, "packed", processes=n, mps=mps, window_s=seconds, images_per_s_total=round(sum(rates), 1),
+             images_per_s_each=round(sum(rates) / n, 1), late_starters=sum(x["late"] for x in lines))
+
+
+def syncs(out: Path, device) -> None:
+    """Host syncs per training step on the device, counted by torch's sync debug mode (CUDA only)."""
+    import warnings
+    if device.type != "cuda":
+        emit(out, "syncs", device=str(device), syncs_per_step=None, note="not measurable off CUDA")
+        return
+    for name, recipe in (("default", {}), ("seed", SEED_RECIPE)):
+        a = setup(recipe, 32, device)
+        epoch_rate(*a, 1, device)  # warm-up: kornia's first calls validate their ranges on the host
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                _, _, n = epoch_rate(*a, 2, device)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        hits = [w for w in caught if "synchroniz" in str(w.message).lower()]
+        places = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in hits})[:8]
+        emit(out, "syncs", recipe=name, device=str(device), steps=n, syncs=len(hits),
+             syncs_per_step=round(max(0, len(hits) - 2) / n, 3), places=places)
 
 
 def with_mps(out: Path) -> None:
@@ -151,13 +189,14 @@ def with_mps(out: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--trainer":
-        trainer(float(sys.argv[2]), int(sys.argv[3]))
+        trainer(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
         sys.exit(0)
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
     env(out)
     steps(out, device)
+    syncs(out, device)
     profile(out, device)
     packed(out, False)
     with_mps(out)

@@ -15,7 +15,7 @@ black fill) -> contrast (x * c) -> brightness (x + b) -> gamma (x ** g) -> Gauss
 probability blur_p) -> Gaussian noise (with probability noise_p) -> clip to [0, 1].
   CPU trials: albumentations, one uint8 image at a time (`cpu_augment`), seeded per epoch.
   GPU trials: kornia, the whole float batch on the device (`gpu_augment`), its parameters drawn
-  on the device from torch's generator there, seeded per epoch. tests/test_augment.py checks that both backends draw the same
+  on the device from torch's generator there, seeded per epoch. tests/unit/test_augment.py checks that both backends draw the same
   parameters and give the same output statistics.
 
 The stress validation (study/data/stress.py) is a separate, fixed, seeded set of acquisition-style
@@ -23,6 +23,7 @@ changes; the test-time views (TTA_VIEWS, below) are a few mild fixed ones for pr
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields, replace
 
@@ -134,10 +135,41 @@ def kornia_pipeline(lv: AugmentLevel, resolution: int):
     if lv.blur_p and lv.blur_sigma:
         lo, hi = _sigma(lv, resolution)
         k = 2 * math.ceil(3 * hi) + 1  # covers +-3 sigma, as albumentations sizes its kernel from sigma
-        t.append(K.RandomGaussianBlur((k, k), (lo, hi), p=lv.blur_p))
+        t.append(_device_blur_class()((k, k), (lo, hi), p=lv.blur_p))
     if lv.noise_p and lv.noise_std:
         t.append(K.RandomGaussianNoise(std=lv.noise_std, p=lv.noise_p))
     return K.AugmentationSequential(*t) if t else None
+
+
+def gaussian_blur(x, kernel: int, sigma):
+    """float [B, C, H, W] blurred per image by a Gaussian of std `sigma` [B] (px, > 0), `kernel` taps a side,
+    reflect border: two grouped 1-D convolutions whose kernels are built on x's device, so nothing is read
+    back to the host (kornia's gaussian_blur2d checks `bool((sigma > 0).all())` on the device tensor)."""
+    import torch
+    import torch.nn.functional as F
+    b, c, h, w = x.shape
+    r = kernel // 2
+    t = torch.arange(kernel, device=x.device, dtype=x.dtype) - r
+    g = torch.exp(-(t * t) / (2 * sigma.to(x.dtype).view(b, 1) ** 2))
+    g = (g / g.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [B * C, kernel]
+    y = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, g.view(b * c, 1, 1, kernel), groups=b * c)
+    y = F.conv2d(y, g.view(b * c, 1, kernel, 1), groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+@functools.cache
+def _device_blur_class():
+    """kornia's RandomGaussianBlur (its parameters: sigma per image, applied with probability p) with the blur
+    itself done by gaussian_blur above. Sigma is drawn from [lo, hi] with lo = hi / 3 > 0, so kornia's
+    positivity check is not needed."""
+    import kornia.augmentation as K
+
+    class DeviceGaussianBlur(K.RandomGaussianBlur):
+        def apply_transform(self, input, params, flags, transform=None):
+            return gaussian_blur(input, self.flags["kernel_size"][0], params["sigma"])
+
+    return DeviceGaussianBlur
 
 
 def gpu_augment(name: str, strength: float, resolution: int, device=None):

@@ -140,7 +140,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn:
     copy of `x`, read only by the CPU augmentation; `labels` the host copy of `y` (default: read from
     y once); `schedule` (make_schedule) steps after every optimizer step. Returns train loss and accuracy.
 
-    Nothing in the step loop reads the device from the host (tests/test_host_reads.py): the epoch's
+    Nothing in the step loop reads the device from the host (tests/unit/test_host_reads.py): the epoch's
     order goes to the device once, batches are sliced there, the kornia pipeline draws its parameters
     there, and loss and accuracy are summed there and read once, after the last step. So the host
     queues steps ahead of an accelerator. A non-finite loss is found at the epoch's end (fit), which

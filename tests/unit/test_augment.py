@@ -98,7 +98,7 @@ def _kornia_params(name: str, n: int) -> dict:
             "contrast": p["RandomContrast"]["contrast_factor"].numpy(),
             "brightness": p["RandomBrightness"]["brightness_factor"].numpy() - 1,
             "gamma": p["RandomGamma"]["gamma_factor"].numpy(),
-            "blur": prob("RandomGaussianBlur"), "noise": prob("RandomGaussianNoise")}
+            "blur": prob("DeviceGaussianBlur"), "noise": prob("RandomGaussianNoise")}
 
 
 @pytest.mark.parametrize("name", ["medium", "strong"])
@@ -207,3 +207,22 @@ def test_training_with_the_gpu_backend_runs_on_cpu(monkeypatch, tiny_data):
     monkeypatch.setattr(st, "augment_backend", lambda device: "albumentations")
     c = st.fit(cfg, tiny_data)
     assert strip(c.records) != strip(a.records)  # really another code path
+
+
+def test_device_blur_is_kornias_blur_without_the_host_read(monkeypatch):
+    """The GPU pipeline's blur (study/data/augment.py's gaussian_blur, two grouped convolutions) gives kornia's
+    gaussian_blur2d to float precision for per-image sigmas, and reads nothing back from its tensors."""
+    import kornia
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 40, 40, generator=g)
+    sigma = torch.tensor([0.3, 0.5, 1.0, 1.5, 0.8, 2.0])
+    want = kornia.filters.gaussian_blur2d(x, (13, 13), sigma.view(-1, 1).expand(-1, 2), border_type="reflect")
+    reads = []
+    for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _r=real, _n=name, **k: reads.append(_n) or _r(self, *a, **k))
+    got = A.gaussian_blur(x, 13, sigma)
+    monkeypatch.undo()
+    assert not reads, reads
+    assert torch.allclose(got, want, atol=1e-6)
+    assert not torch.allclose(got[3], x[3], atol=1e-2)  # it blurs

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.results.load import Experiment
+from analysis.results.load import TRAIN_SECONDS, Experiment
 from study.names import EPOCH, EPOCH_SECONDS, METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
-COST = "train_seconds"
+COST = TRAIN_SECONDS
 
 
 def budget_rows(exp: Experiment) -> pd.DataFrame:

@@ -27,6 +27,7 @@ validation split, which the selection never sees, reported beside it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,3 +177,78 @@ def library_rows(trials: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
     ok = trials["status"].isin(KEPT) & (trials["checkpoint"] != "") & (trials["num_classes"] == row["num_classes"])
     same = trials["config"].map(lambda c: tuple(hashable(c.get(f)) for f in DATA_FIELDS) == want)
     return trials[ok & same]
+
+
+SIZES = (1, 2, 4, 8, 16)  # library sizes of the ensemble-size curve
+FILMS = 624               # predict seconds are given per this many films (the official test split's size)
+
+
+def sub_library(lib: Library, idx: list[int]) -> Library:
+    """The models `idx` of `lib`, with their predictions (nothing is predicted again)."""
+    pick = lambda xs: [xs[i] for i in idx]
+    return Library(pick(lib.names), pick(lib.checkpoints), pick(lib.ckpts), lib.y, lib.y_stress, lib.probs[idx],
+                   lib.probs_stress[idx], lib.cfg, lib.description, lib.views)
+
+
+def predict_seconds(ens: Ensemble, images: np.ndarray, films: int = FILMS) -> float:
+    """Seconds for the selected ensemble to predict `films` of `images`' films (repeated to that count), on this
+    machine's threads: the median of 3 timed passes after a warm-up (decoding and start-up not included)."""
+    predictor = predictor_from(ens.checkpoint(), pick_device(), where="ensemble")
+    batch = np.resize(images, (films, *images.shape[1:]))
+    predictor.probabilities(batch[:64])
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        predictor.probabilities(batch)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def size_curve(lib: Library, train_seconds: list[float], images: np.ndarray, sizes=SIZES) -> pd.DataFrame:
+    """Ensemble size against cost: for each size n <= len(lib), the library cut into disjoint blocks of n models in
+    its order, each block selected as `select` does; per block its stress-validation figures, plain validation
+    accuracy, the block's train seconds (the members' own, summed) and the selected ensemble's predict seconds."""
+    rows = []
+    for n in (n for n in sizes if n <= len(lib.names)):
+        for block in range(len(lib.names) // n):
+            idx = list(range(block * n, (block + 1) * n))
+            ens = select(sub_library(lib, idx))
+            f = ens.figures["ensemble"]
+            rows.append({"library": n, "block": block, "chosen": len(ens.chosen),
+                         "stress bacc": f["stress validation"]["bacc"], "stress auc": f["stress validation"]["auc"],
+                         "stress balanced_log_loss": f["stress validation"]["balanced_log_loss"],
+                         "val accuracy": f["validation"]["accuracy"],
+                         "train_seconds": float(sum(train_seconds[i] for i in idx)),
+                         f"predict_seconds_{FILMS}": predict_seconds(ens, images)})
+    return pd.DataFrame(rows)
+
+
+def size_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """size_curve's rows as one row per library size: the mean (and range) over its blocks."""
+    return curve.groupby("library").agg(
+        libraries=("block", "size"), chosen=("chosen", "median"), stress_bacc=("stress bacc", "mean"),
+        stress_bacc_min=("stress bacc", "min"), stress_bacc_max=("stress bacc", "max"),
+        stress_auc=("stress auc", "mean"), val_accuracy=("val accuracy", "mean"),
+        train_seconds=("train_seconds", "mean"), predict_seconds=(f"predict_seconds_{FILMS}", "median")).reset_index()
+
+
+def size_figure(curve: pd.DataFrame, title: str, out) -> object:
+    """Stress balanced accuracy (at 0.5 / argmax) of each block against its train seconds, with the per-size means."""
+    from matplotlib.figure import Figure
+    summary = size_summary(curve)
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.subplots()
+    ax.scatter(curve["train_seconds"], curve["stress bacc"], s=14, alpha=0.5, label="each library")
+    ax.plot(summary["train_seconds"], summary["stress_bacc"], "o-", color="black", label="mean per library size")
+    for _, r in summary.iterrows():
+        ax.annotate(f"{int(r['library'])} (predict {r['predict_seconds']:.1f} s)", (r["train_seconds"], r["stress_bacc"]),
+                    textcoords="offset points", xytext=(4, -12), fontsize=8)
+    if len(summary) > 1:
+        ax.set_xscale("log")
+    ax.set_xlabel("train seconds of the library (the members' own, summed)")
+    ax.set_ylabel("stress-validation balanced accuracy")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out

@@ -270,6 +270,23 @@ def ensemble_section(doc: Doc, task: str, ens, thresholds: dict, path: Path) -> 
               f"probabilities). The test section scores it once, with everything above fixed.")
 
 
+def ensemble_size_section(doc: Doc, task: str, curve: pd.DataFrame, fig: Path) -> None:
+    """analysis.ensemble.size_curve: the same selection from libraries of 1, 2, 4, ... of the models above."""
+    from analysis.ensemble import FILMS, size_summary
+    summary = size_summary(curve)
+    doc.h(3, f"Ensemble size against cost ({task})")
+    doc.p(f"The library above cut into disjoint blocks of 1, 2, 4, 8 and 16 models (as many blocks as fit, in the "
+          f"library's order), each block selected by the same rule. Train seconds: the block's members' own, summed "
+          f"(their epoch_seconds, on the machine and threads they ran with); predict seconds: the selected ensemble "
+          f"over {FILMS} validation films (repeated to that count) on this machine, inference only.")
+    doc.img(fig, "Stress-validation balanced accuracy of each block against its train seconds")
+    doc.table(summary, "Per library size: the mean over its blocks (min and max of the stress balanced accuracy)")
+    if len(summary) > 1:
+        a, b = summary.iloc[0], summary.iloc[-1]
+        doc.p(f"From {int(a['library'])} to {int(b['library'])} models: stress balanced accuracy "
+              f"{a['stress_bacc']:.4f} -> {b['stress_bacc']:.4f} for {b['train_seconds'] / a['train_seconds']:.0f}x the "
+              f"train seconds and {b['predict_seconds'] / max(a['predict_seconds'], 1e-9):.1f}x the predict seconds.")
+
 
 def decision_section(doc: Doc, d) -> None:
     """The 3-class decision (analysis.decision): argmax against two stages, per-class recall on both splits."""

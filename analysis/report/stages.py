@@ -19,7 +19,7 @@ from analysis.importance import estimate
 from analysis.log import log
 from analysis.report import card, sections
 from analysis.report.render import Doc
-from analysis.results.load import Results, load_experiment
+from analysis.results.load import TRAIN_SECONDS, Results, load_experiment
 from analysis.selection import choose
 from analysis.test_eval import Selection, run_test
 from study.engine import checkpoint as ckpt_io
@@ -162,6 +162,12 @@ def _ensemble(r: Report, row, task: str, gate: dict | None):
         gate = body_ckpt
     path = r.out / f"ensemble-{task.replace('-', '')}.pt"
     sections.ensemble_section(r.body, task, ens, thresholds, path)
+    if len(lib.names) > 1:  # ensemble size against cost, from the same library and predictions
+        curve = ensemble.size_curve(lib, list(rows[TRAIN_SECONDS]), athreshold.prepared(root, lib.cfg, r.cache).val.images)
+        fig = ensemble.size_figure(curve, f"Ensemble size against cost ({task})",
+                                   r.out / f"ensemble_size_{task.replace('-', '')}.png")
+        r.tables[f"ensemble size {task}"] = curve
+        sections.ensemble_size_section(r.body, task, curve, fig)
     if lib.num_classes == 3 and gate is not None:
         device = pick_device()
         d = decision.compare(predictor_from(body_ckpt, device), predictor_from(gate, device, "gate"), root, r.cache)

@@ -31,6 +31,7 @@ from study.names import (BEST_EPOCH, BEST_METRIC, DAMAGED, DIVERGED, EARLY_STOPP
 from study.tune.ranking import hashable
 
 RAY_TRIAL_ID = "trial_id"  # Ray's key in result.json
+TRAIN_SECONDS = "train_seconds"  # a trial's epoch_seconds summed: its wall seconds on its machine and threads
 # plain validation, then the stress validation (what selection scores)
 SELECTION_SCORE = "selection_score"  # trials.csv: the exact value the study selected a trial on (its BEST_METRIC)
 CURVE_METRICS = (TRAIN_LOSS, VAL_LOSS, TRAIN_ACCURACY, VAL_ACCURACY)
@@ -188,6 +189,7 @@ def _trial(exp: str, tree: Tree, d: str, files: set[str], meta: dict,
     row = {"experiment": exp, "trial_id": trial_id, "label": lab, "config_label": config_label,
            **{k: fmt(config.get(k)) for k in searched},
            "epochs_run": run, "epoch_budget": budget, "early_stopped": early,
+           TRAIN_SECONDS: float(epochs[EPOCH_SECONDS].sum()) if EPOCH_SECONDS in epochs else float("nan"),
            "stopped_by_asha": status == STOPPED_BY_ASHA if meta.get("asha") else None,
            "status": status, ERROR_MESSAGE: message or "",
            # an errored or diverged trial has no score: it is never selected

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The budget grid of RESULTS.md section 4 (2026-12-04, 2-core Intel Xeon with AMX, one trial at a time, 1 thread).
+# The budget grid of RESULTS.md section 1 (2026-12-04, 2-core Intel Xeon with AMX, one trial at a time, 1 thread).
 set -u
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 PYTHONPATH=$PWD

@@ -1,4 +1,4 @@
-"""The budget grid's kept models scored on the stress validation before and after 2026-12-04 (RESULTS.md section 4),
+"""The budget grid's kept models scored on the stress validation before and after 2026-12-04 (RESULTS.md section 1),
 and the class-wise sharpness cue per resolution under each stress change. Inference only.
 
     PYTHONPATH=. .venv/bin/python docs/budget-cpu-2026-12-04/stress_rank.py runs/budget > docs/budget-cpu-2026-12-04/stress_rank.txt

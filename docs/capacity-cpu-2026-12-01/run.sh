@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The capacity question at CPU size (RESULTS.md section 2): 64 px, 2000 train images, one seed per configuration,
+# The capacity question at CPU size (RESULTS.md section 3): 64 px, 2000 train images, one seed per configuration,
 # two trials at a time on the 2-core CPU machine; then the report (its ensemble section and the hold-out test).
 # Run from a checkout beside shared/ (code at commit 129a429 for the study, 5decbad for the report).
 set -euo pipefail

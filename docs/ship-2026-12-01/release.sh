@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped models of 2026-12-01 (RESULTS.md section 1): the library train.sh trained (runs/ship/), ensemble-
+# The shipped models of 2026-12-01 (RESULTS.md section 2): the library train.sh trained (runs/ship/), ensemble-
 # selected on the stress validation and released with the test-time views kept only if they help there;
 # the 3-class file takes the binary file as its gate when the two-stage decision wins on the stress validation.
 # Run from the repository root of a checkout beside shared/, after train.sh.

@@ -5,7 +5,7 @@ libraries of one, 8 of two, 4 of four, 2 of eight, 1 of sixteen), each selected 
 analysis.ensemble does it today. For each: the stress-validation figures of the selected ensemble (balanced
 accuracy at 0.5, AUC, balanced log-loss, the selection rule), its plain validation accuracy, the library's
 train seconds (the members' epoch_seconds summed, one thread each, from their metrics.json) and the selected
-ensemble's predict seconds for 624 films (the official test split's size; val films repeated) on this CPU.
+ensemble's predict seconds for 624 films (val films repeated) on one thread: analysis.ensemble.size_curve.
 
 The operating point: for each single seed, two threshold rules on its stress validation, Youden's J (the
 headline today) and the highest grid threshold whose stress sensitivity is at least 0.95; the spread over the
@@ -19,49 +19,22 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from analysis import ensemble
 from analysis.thresholds import THRESHOLDS, prepared, youden_threshold
-from study.engine.device import pick_device
-from study.engine.infer import predictor_from
-from study.engine.metrics import balanced_log_loss
 
 DATA = "../shared/data/chest_xray"
-SIZES = (1, 2, 4, 8, 16)
 SENSITIVITY = 0.95   # the fixed-sensitivity rule's target on the stress validation
-FILMS = 624          # predict cost is timed on this many films (the official test split's size)
 HALVINGS = 10
-
-
-def sub_library(lib: ensemble.Library, idx: list[int]) -> ensemble.Library:
-    pick = lambda xs: [xs[i] for i in idx]
-    return ensemble.Library(pick(lib.names), pick(lib.checkpoints), pick(lib.ckpts), lib.y, lib.y_stress,
-                            lib.probs[idx], lib.probs_stress[idx], lib.cfg, lib.description, lib.views)
 
 
 def train_seconds(folder: Path) -> float:
     return float(sum(r["epoch_seconds"] for r in json.loads((folder / "metrics.json").read_text())))
-
-
-def predict_seconds(ckpt: dict, images: np.ndarray) -> float:
-    """Median of 3 timed passes of the ensemble over `images` (one warm-up pass first)."""
-    torch.set_num_threads(1)
-    p = predictor_from(ckpt, pick_device(), where="ensemble")
-    p.probabilities(images[:64])
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        p.probabilities(images)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def sensitivity_threshold(y: np.ndarray, p: np.ndarray, target: float = SENSITIVITY) -> float:
@@ -85,46 +58,14 @@ def main(runs: Path, out: Path) -> None:
     cache: dict = {}
     lib = ensemble.library([str(d) for d in folders], [d.name for d in folders], DATA, cache)
     data = prepared(DATA, lib.cfg, cache)
-    films = np.resize(data.val.images, (FILMS, *data.val.images.shape[1:]))
-    cost = [train_seconds(d) for d in folders]
-    rows = []
-    for size in SIZES:
-        for block in range(len(folders) // size):
-            idx = list(range(block * size, (block + 1) * size))
-            ens = ensemble.select(sub_library(lib, idx))
-            ps, pv = ens.probs(True), ens.probs(False)
-            rows.append({"library": size, "block": block, "members": "+".join(lib.names[i] for i in idx),
-                         "chosen": len(ens.chosen), "stress_bacc": balanced_accuracy_score(lib.y_stress, ps >= 0.5),
-                         "stress_auc": roc_auc_score(lib.y_stress, ps),
-                         "stress_balanced_log_loss": balanced_log_loss(lib.y_stress, ps),
-                         "val_accuracy": float(((pv >= 0.5) == lib.y).mean()),
-                         "train_seconds": sum(cost[i] for i in idx),
-                         "predict_seconds_624": predict_seconds(ens.checkpoint(), films)})
-    table = pd.DataFrame(rows)
-    table.round(4).to_csv(out / "ensemble_size.csv", index=False)
-    summary = table.groupby("library").agg(libraries=("block", "size"), chosen=("chosen", "median"),
-                                           stress_bacc=("stress_bacc", "mean"), stress_bacc_min=("stress_bacc", "min"),
-                                           stress_bacc_max=("stress_bacc", "max"), stress_auc=("stress_auc", "mean"),
-                                           val_accuracy=("val_accuracy", "mean"), train_seconds=("train_seconds", "mean"),
-                                           predict_seconds_624=("predict_seconds_624", "median"))
+    torch.set_num_threads(1)
+    curve = ensemble.size_curve(lib, [train_seconds(d) for d in folders], data.val.images)
+    curve.round(4).to_csv(out / "ensemble_size.csv", index=False)
+    summary = ensemble.size_summary(curve)
     lines = [f"ensemble size against cost ({len(folders)} members of {runs}; Caruana's selection, MAX_MEMBERS="
-             f"{ensemble.MAX_MEMBERS}, MAX_PICKS={ensemble.MAX_PICKS}); means over disjoint libraries",
-             summary.round(4).to_string(), ""]
-
-    fig = Figure(figsize=(7.5, 4.2))
-    ax = fig.subplots()
-    ax.scatter(table["train_seconds"], table["stress_bacc"], s=14, alpha=0.5, label="each library")
-    ax.plot(summary["train_seconds"], summary["stress_bacc"], "o-", color="black", label="mean per library size")
-    for size, r in summary.iterrows():
-        ax.annotate(f"{size} (predict {r['predict_seconds_624']:.1f} s)", (r["train_seconds"], r["stress_bacc"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("train seconds of the library (one thread per member, this CPU)")
-    ax.set_ylabel("stress-validation balanced accuracy at 0.5")
-    ax.set_title("Ensemble size against cost: 64 px x 20 epochs members")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "ensemble_size.png", dpi=110)
+             f"{ensemble.MAX_MEMBERS}, MAX_PICKS={ensemble.MAX_PICKS}); means over disjoint libraries; predict seconds "
+             f"for {ensemble.FILMS} films on one thread", summary.round(4).to_string(index=False), ""]
+    ensemble.size_figure(curve, "Ensemble size against cost: 64 px x 20 epochs members", out / "ensemble_size.png")
 
     # ---- the operating point, per single seed ----
     rng = np.random.default_rng(0)

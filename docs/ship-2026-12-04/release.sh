@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped models of 2026-12-04 (RESULTS.md section 4): the 64 px x 20 epochs library train.sh trained
+# The shipped models of 2026-12-04 (RESULTS.md section 1): the 64 px x 20 epochs library train.sh trained
 # (runs/ship64/, 16 binary and 4 3-class seeds), ensemble-selected on the stress validation (Caruana, at most
 # analysis.ensemble's MAX_MEMBERS) and released with the test-time views kept only if they help there; the
 # 3-class file takes the new binary file as its gate when the two-stage decision wins on the stress validation.

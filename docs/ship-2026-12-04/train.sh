@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped models' library of 2026-12-04 (RESULTS.md section 5): the budget question's pick, 64 px and 20 epochs
+# The shipped models' library of 2026-12-04 (RESULTS.md section 1): the budget question's pick, 64 px and 20 epochs
 # of the default recipe (lr_schedule none), the full train split less the patient-level validation carve
 # (holdout_fraction=0); 16 binary seeds and 4 3-class seeds, one thread per run, two queues at once.
 # Run from the repository root of a checkout beside shared/.

@@ -47,7 +47,7 @@ def _stress_pipelines(seed: int) -> dict:
                                A.GaussianBlur(sigma_limit=(0.8, 1.2), blur_limit=0, p=1.0),
                                A.GaussNoise(std_range=(0.04, 0.05), p=1.0)], seed=seed + 3),
         # a softer film stored with lossy compression (an archive's JPEG at quality 20-35): it removes the
-        # fine texture by which train's normals are sharper than its pneumonia films (RESULTS.md section 4)
+        # fine texture by which train's normals are sharper than its pneumonia films (RESULTS.md section 1)
         "compression": A.Compose([A.GaussianBlur(sigma_limit=(1.0, 1.5), blur_limit=0, p=1.0),
                                   A.ImageCompression(quality_range=(20, 35), p=1.0)], seed=seed + 4),
     }

@@ -203,3 +203,38 @@ def test_release_bounds_members_times_views(members, tmp_path, capsys, monkeypat
     assert release.main([str(members[0]), "--out", str(tmp_path / "b2.pt"), "--tta", "all", "--command", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MAX_FORWARDS=1" in err[0] and "pass fewer views" in err[0]
+
+
+@pytest.fixture(scope="module")
+def many(members, tmp_path_factory) -> list[Path]:
+    """Eight single models: the three above and five more seeds."""
+    d = tmp_path_factory.mktemp("many")
+    return [*members, *(_tiny(d / f"s{s}", s) for s in range(3, 8))]
+
+
+def test_release_of_a_many_member_library_stays_within_the_selection_limits(many, tmp_path, capsys):
+    from analysis import release
+    out = tmp_path / "binary.pt"
+    capsys.readouterr()
+    assert release.main([*map(str, many), "--out", str(out), "--tta", "none", "--command", "x"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    ckpt = ckpt_io.load(out)
+    assert ckpt["selection"]["library"] == 8 and 1 <= len(ckpt["members"]) <= ensemble.MAX_MEMBERS
+    picks = len(ckpt["selection"]["rounds"])
+    assert picks <= ensemble.MAX_PICKS and abs(sum(ckpt["weights"]) - 1) < 1e-9
+    assert all(abs(w * picks - round(w * picks)) < 1e-6 for w in ckpt["weights"])  # weights: shares of the picks
+    assert {m["source"] for m in info["members"]} <= {str(p) for p in many}
+
+
+def test_size_curve_cuts_the_library_into_disjoint_blocks(many):
+    lib = ensemble.library([str(p) for p in many], None, None, {})
+    cost = [float(10 * (i + 1)) for i in range(len(many))]
+    images = np.full((5, 32, 32), 128, np.uint8)
+    curve = ensemble.size_curve(lib, cost, images)
+    assert curve.groupby("library").size().to_dict() == {1: 8, 2: 4, 4: 2, 8: 1}
+    assert curve[curve["library"] == 2]["train_seconds"].tolist() == [30.0, 70.0, 110.0, 150.0]
+    assert (curve[f"predict_seconds_{ensemble.FILMS}"] > 0).all() and (curve["chosen"] <= curve["library"]).all()
+    ones = curve[curve["library"] == 1]
+    np.testing.assert_allclose(ones["stress bacc"], [ensemble.figures(lib.y_stress, p, 2)["bacc"] for p in lib.probs_stress])
+    summary = ensemble.size_summary(curve)
+    assert summary["library"].tolist() == [1, 2, 4, 8] and summary["libraries"].tolist() == [8, 4, 2, 1]

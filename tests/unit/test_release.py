@@ -42,7 +42,9 @@ def test_shipped_models_load_and_screen_the_bundled_sample(name, num_classes):
     r = ckpt["release"]
     for member, _ in ckpt_io.members(ckpt):  # one model or an ensemble
         c = member["config"]
-        assert c["num_classes"] == num_classes and c["resolution"] == 200 and c["holdout_fraction"] == 0
+        # the budget question's pick (RESULTS.md section 1): 64 px, 20 epochs, all of train but the validation carve
+        assert c["num_classes"] == num_classes and c["resolution"] == 64 and c["epochs"] == 20
+        assert c["holdout_fraction"] == 0
     assert "trained_with" in r and "validation" in r and "stress_validation" in r
     args = ["--json", *SAMPLE_IMAGES] if num_classes == 2 else ["--three-class", "--json", *SAMPLE_IMAGES]
     proc = subprocess.run([sys.executable, "-m", "study.predict", *args], cwd=REPO, capture_output=True, text=True,
@@ -54,7 +56,7 @@ def test_shipped_models_load_and_screen_the_bundled_sample(name, num_classes):
         assert all(x["threshold"] == r["threshold"] for x in recs)
         labels = [x["label"] for x in recs]
         truth = ["normal" if "/NORMAL/" in p else "pneumonia" for p in SAMPLE_IMAGES]
-        assert sum(a == b for a, b in zip(labels, truth)) >= 12  # of the 16 official val images (14 when shipped)
+        assert sum(a == b for a, b in zip(labels, truth)) >= 12  # of the 16 official val images (16 when shipped)
         assert "normal" in labels and "pneumonia" in labels
     else:
         assert all(x["label"] in ("normal", "bacteria", "virus") for x in recs)

@@ -7,13 +7,13 @@ zeros). Appends one JSON line per figure to OUT/a.jsonl:
              batch 32 (less the epoch's two closing reads: its loss and accuracy), with the first places that
              synced; on a CPU: not measurable (tests/unit/test_host_reads.py counts host reads there instead)
   profile    CUDA kernels per step and GPU-busy % (kernel time / wall) of 20 steps, default recipe, batch 32
-  packed     1, 8 and 16 trainer processes at once, their summed images/s over one shared window of SECONDS
-             (every trainer warms up, waits for a common start time, then counts the epochs it ends inside the
-             window), without and with an MPS daemon this script starts and stops by its process id
+  packed     1, 8 and 16 trainer processes at once, their summed images/s over one shared window of 6 s (every
+             trainer warms up and says so, then gets one common start time and counts the epochs it ends inside
+             the window); then 8 and 16 with an MPS daemon this script starts and stops by its process id
 
     python docs/gpu-check/measure.py OUT              # on the GPU machine (run.sh a)
     SMALL=1 python docs/gpu-check/measure.py OUT      # CPU size: 32 px, 1 and 2 processes, 2 s, no MPS
-    python docs/gpu-check/measure.py --trainer START SECONDS BATCH  # one packed process (prints its images/s)
+    python docs/gpu-check/measure.py --trainer SECONDS BATCH  # one packed process: `ready`, then reads its start
 """
 from __future__ import annotations
 
@@ -109,16 +109,19 @@ def profile(out: Path, device) -> None:
          wall_s=round(wall, 3), host_ops_per_step=round(len([e for e in p.events() if "aten::" in e.name]) / n, 1))
 
 
-def trainer(start: float, seconds: float, batch: int) -> None:
-    """One packed process: set up and warm up, wait for the shared `start` (time.time()), then train whole
-    epochs until start + seconds; images/s = images of the epochs ended inside the window / the time they took."""
+def trainer(seconds: float, batch: int) -> None:
+    """One packed process: set up and warm up, say `ready`, read the shared start time (time.time()) from stdin,
+    wait for it, then train whole epochs until start + seconds; images/s = images of the epochs ended inside the
+    window / the time they took."""
     torch.set_num_threads(1)  # as Ray runs a trial of --cpus-per-trial 1 (OMP_NUM_THREADS=1): n trainers, n threads
     device = pick_device()
     a = setup({}, batch, device)
     epoch_rate(*a, 1, device)
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
     late = time.time() > start
     while time.time() < start:
-        time.sleep(0.005)
+        time.sleep(0.002)
     done, t0, epoch, t_end = 0, time.time(), 2, None
     while True:
         epoch_rate(*a, epoch, device)
@@ -131,15 +134,26 @@ def trainer(start: float, seconds: float, batch: int) -> None:
 
 
 def packed(out: Path, mps: bool) -> None:
-    seconds = 2 if SMALL else 8
-    for n in ((1, 2) if SMALL else (1, 8, 16)):
-        start = time.time() + (10 if SMALL else 25 + n)  # the trainers' start-up and warm-up fit before it
-        procs = [subprocess.Popen([sys.executable, __file__, "--trainer", str(start), str(seconds), "32"],
+    """n trainers at once: all start up and warm up, then train in one shared window (no guessed start-up time)."""
+    seconds = 2 if SMALL else 6
+    counts = (1, 2) if SMALL else ((8, 16) if mps else (1, 8, 16))  # one process alone gains nothing from MPS
+    for n in counts:
+        procs = [subprocess.Popen([sys.executable, __file__, "--trainer", str(seconds), "32"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True) for _ in range(n)]
-        lines = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+        ready = [p.stdout.readline().strip() == "ready" for p in procs]  # each after its set-up and warm-up
+        start = time.time() + 0.5
+        for p in procs:
+            if p.poll() is None:
+                p.stdin.write(f"{start}\n")
+                p.stdin.flush()
+        lines = []
+        for p, ok in zip(procs, ready):
+            text = p.communicate(timeout=600)[0].strip().splitlines() if ok else []
+            lines.append(json.loads(text[-1]) if text else {"images_per_s": 0.0, "late": True, "failed": True})
         rates = [x["images_per_s"] for x in lines]
         emit(out, "packed", processes=n, mps=mps, window_s=seconds, images_per_s_total=round(sum(rates), 1),
-             images_per_s_each=round(sum(rates) / n, 1), late_starters=sum(x["late"] for x in lines))
+             images_per_s_each=round(sum(rates) / n, 1), late_starters=sum(x["late"] for x in lines),
+             failed=sum(bool(x.get("failed")) for x in lines))
 
 
 def syncs(out: Path, device) -> None:
@@ -189,7 +203,7 @@ def with_mps(out: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--trainer":
-        trainer(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
+        trainer(float(sys.argv[2]), int(sys.argv[3]))
         sys.exit(0)
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)

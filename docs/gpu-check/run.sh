@@ -14,7 +14,7 @@
 #              line; on a failure the call ends there with it
 #   a   env (nvidia-smi, torch, CUDA, cuDNN, MPS), eager img/s and CPU s/step at batch 32 and 256 for the default
 #       and the seed recipe, host syncs per step (torch.cuda.set_sync_debug_mode), a profile (kernels per step,
-#       GPU-busy %), 1 / 8 / 16 trainer processes in one shared window, without and with an MPS daemon that is
+#       GPU-busy %), 1 / 8 / 16 trainer processes in one shared window, then 8 / 16 with an MPS daemon that is
 #       stopped afterwards, also on a timeout (docs/gpu-check/measure.py)
 #   b   the 8 seed experiments at 200 px on $DATA, --confirm-seeds 0, storage under /tmp, for B_TIMEOUT s: study
 #       seconds, images trained (counted from the driver's data line, so an experiment cut off still counts),

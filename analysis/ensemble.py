@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.thresholds import predictor_validation
 from analysis.results.tree import local_checkpoint
+from analysis.thresholds import predictor_validation
 from study.config import DATA_FIELDS, TrainConfig
 from study.engine import checkpoint as ckpt_io
 from study.engine.device import pick_device

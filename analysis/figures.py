@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 

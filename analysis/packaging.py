@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from analysis import decision, ensemble
-from analysis.report import card
 from analysis import thresholds as athreshold
+from analysis.report import card
 from analysis.results.tree import local_checkpoint
 from study.data.augment import TTA_VIEWS
 from study.data.layout import find_root

@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend, nothing global
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
 from analysis.results.tree import local_checkpoint

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from study import cli
 from study.data.cache import load_or_build
 from study.data.layout import SAMPLE_ROOT, find_root, scan_split
-from study import cli
 from study.errors import UserError
 
 REQUIRED_SPEEDUP = 20.0
@@ -128,7 +128,7 @@ def bench(root: str | Path | None, resolution: int = 200, repeats: int = 3,
 
 def report(r: dict) -> str:
     m = r["machine"]
-    la = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    la = lambda xs: " ".join(f"{x:.2f}" for x in xs)
     lines = [
         f"train split of {r['root']}: {r['images']} images ({r['unreadable']} unreadable), "
         f"{r['resolution']} px, entry {r['entry_mb']} MiB, {r['repeats']} repeat(s)",

@@ -15,7 +15,7 @@ from study.errors import IO_FAILURE, USAGE, IOFailure, UserError
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one `error: ...` line (exit 2), like every other mistake."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's API
+    def error(self, message: str):
         self.exit(USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 

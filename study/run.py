@@ -40,10 +40,11 @@ if __name__ == "__main__":
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_INIT", "1")
 
-import search_spaces  # noqa: E402 - after the sys.path and Ray settings above
-from study import cli  # noqa: E402 - after the sys.path and Ray settings above
-from study.errors import INTERRUPTED  # noqa: E402 - after the sys.path and Ray settings above
-from study.tune.driver import run_study  # noqa: E402 - after the sys.path and Ray settings above
+# imported after the sys.path and Ray settings above
+import search_spaces
+from study import cli
+from study.errors import INTERRUPTED
+from study.tune.driver import run_study
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

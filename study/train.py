@@ -21,9 +21,24 @@ from study.engine import checkpoint as ckpt_io
 from study.engine.device import pick_device, resolve_precision
 from study.engine.loop import TrainState, fit
 from study.errors import OK, PARTIAL
-from study.names import (DIVERGED, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, METRIC, METRICS_FILE, SKIPPED_FILE, STATUS,
-                         TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_AUC, VAL_LOSS, VAL_SHIFT_AUC, VAL_SHIFT_BACC,
-                         WHY)
+from study.names import (
+    DIVERGED,
+    EARLY_STOPPED,
+    EPOCH,
+    EPOCH_SECONDS,
+    METRIC,
+    METRICS_FILE,
+    SKIPPED_FILE,
+    STATUS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_AUC,
+    VAL_LOSS,
+    VAL_SHIFT_AUC,
+    VAL_SHIFT_BACC,
+    WHY,
+)
 from study.storage import write_text
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.common import QUICK_TINY_ARGS, REAL_ROOT, REPO, SESSION_MARK, make_root, ray_processes, tiny
 from study.data.layout import SAMPLE_ROOT
 from study.data.splits import prepare
-
-from helpers.common import QUICK_TINY_ARGS, REAL_ROOT, REPO, SESSION_MARK, make_root, ray_processes, tiny
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,6 +23,7 @@ from analysis.report.build import build
 from study import cli
 from study.errors import OK
 
+
 @cli.command
 def main(argv: list[str] | None = None) -> int:
     ap = cli.Parser(prog="python -m analysis.report", description=__doc__.split("\n")[0])

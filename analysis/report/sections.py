@@ -6,14 +6,24 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.answers import Answer, epoch
-from analysis.test_eval import TestResult
-from analysis.importance import Importance
-from analysis.results.load import AT_BEST, BEST_EPOCH, LAST, Experiment
 from analysis.bootstrap import describe_bootstrap
+from analysis.importance import Importance
 from analysis.report.render import Doc
+from analysis.results.load import AT_BEST, BEST_EPOCH, LAST, Experiment
+from analysis.test_eval import TestResult
 from study.data.layout import CLASSES
-from study.names import (BEST_METRIC, DAMAGED, DIVERGED, ERROR_MESSAGE, ERRORED, METRIC, VAL_ACCURACY, VAL_AUC, VAL_F1,
-                         VAL_SHIFT_AUC)
+from study.names import (
+    BEST_METRIC,
+    DAMAGED,
+    DIVERGED,
+    ERROR_MESSAGE,
+    ERRORED,
+    METRIC,
+    VAL_ACCURACY,
+    VAL_AUC,
+    VAL_F1,
+    VAL_SHIFT_AUC,
+)
 
 # Published figures on the official Kaggle test split (624 images: 234 normal, 390 pneumonia).
 SEED_NOTEBOOK = {"source": "seed notebook (published, as printed)", "accuracy": 0.9038, "precision": 0.8141,

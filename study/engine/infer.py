@@ -25,8 +25,18 @@ from study.engine.divergence import non_finite_weights
 from study.engine.metrics import classification_metrics
 from study.errors import UserError
 from study.model import probabilities
-from study.names import (VAL_ACCURACY, VAL_AUC, VAL_BACC, VAL_F1, VAL_LOSS, VAL_PRECISION, VAL_RECALL,
-                         VAL_SHIFT_ACCURACY, VAL_SHIFT_AUC, VAL_SHIFT_BACC)
+from study.names import (
+    VAL_ACCURACY,
+    VAL_AUC,
+    VAL_BACC,
+    VAL_F1,
+    VAL_LOSS,
+    VAL_PRECISION,
+    VAL_RECALL,
+    VAL_SHIFT_ACCURACY,
+    VAL_SHIFT_AUC,
+    VAL_SHIFT_BACC,
+)
 
 EVAL_BATCH = 128  # files study.predict decodes at a time (the forward passes use device.eval_batch)
 NO_TTA = ("identity",)

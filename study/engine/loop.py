@@ -33,8 +33,20 @@ from study.engine.divergence import diverged_record, divergence, exploded
 from study.engine.infer import evaluate, forward, inputs, layout, loss_value, predicted
 from study.errors import UserError
 from study.model import build_model
-from study.names import (BEST_EPOCH, BEST_METRIC, EARLY_STOPPED, EPOCH, EPOCH_SECONDS, FINISHED, METRIC, RUNNING,
-                         STATUS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_LOSS)
+from study.names import (
+    BEST_EPOCH,
+    BEST_METRIC,
+    EARLY_STOPPED,
+    EPOCH,
+    EPOCH_SECONDS,
+    FINISHED,
+    METRIC,
+    RUNNING,
+    STATUS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_LOSS,
+)
 
 
 def make_optimizer(cfg: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:

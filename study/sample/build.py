@@ -13,7 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from study.data.layout import CLASSES, find_root, scan_split  # noqa: E402 - after the sys.path line above
+# the project's modules are imported after the sys.path line above
+from study.data.layout import CLASSES, find_root, scan_split
 
 TARGET = 360
 SEED = 0

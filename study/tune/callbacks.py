@@ -34,8 +34,18 @@ from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
-from study.names import (BEST_METRIC, EARLY_STOPPED, ERROR_MESSAGE, ERRORED, METRIC, STATUS, STOPPED_BY_ASHA, WHY,
-                         trial_budget, trial_status)
+from study.names import (
+    BEST_METRIC,
+    EARLY_STOPPED,
+    ERROR_MESSAGE,
+    ERRORED,
+    METRIC,
+    STATUS,
+    STOPPED_BY_ASHA,
+    WHY,
+    trial_budget,
+    trial_status,
+)
 
 WORDS = {STOPPED_BY_ASHA: "stopped by ASHA", EARLY_STOPPED: "early-stopped"}  # statuses as the line says them
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")

@@ -11,8 +11,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from study.names import (BEST_METRIC, DIVERGED, DONE_STATUSES, EARLY_STOPPED, EPOCH, ERROR_MESSAGE, ERRORED, METRIC,
-                         MODE, STOPPED_BY_ASHA, diverged_why, trial_budget, trial_status)
+from study.names import (
+    BEST_METRIC,
+    DIVERGED,
+    DONE_STATUSES,
+    EARLY_STOPPED,
+    EPOCH,
+    ERROR_MESSAGE,
+    ERRORED,
+    METRIC,
+    MODE,
+    STOPPED_BY_ASHA,
+    diverged_why,
+    trial_budget,
+    trial_status,
+)
 
 
 def last_line(error) -> str:

@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.report import cli as report
 import analysis.thresholds as athreshold
 from analysis.bootstrap import seed_mean_metric
+from analysis.report import cli as report
+from helpers.common import REPO
 from study.data import splits as sdata
 from study.data.layout import SAMPLE_ROOT, targets
 from study.engine.metrics import BINARY, binary_metrics
 from study.names import BEST_METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
-from helpers.common import REPO
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXPECTED_THRESHOLDS = [round(0.10 + 0.05 * i, 2) for i in range(17)]
 
@@ -248,10 +248,10 @@ def test_no_test_split_stops_at_validation(quick_results):
     run_test says so and scores nothing."""
     import dataclasses
 
-    from analysis.test_eval import Selection, run_test
-    from analysis.results.load import load_results
     from analysis.report.render import Doc, to_markdown
     from analysis.report.sections import test_section
+    from analysis.results.load import load_results
+    from analysis.test_eval import Selection, run_test
     from study.engine.checkpoint import load_model
     best = load_results(quick_results).trials().sort_values(BEST_METRIC).iloc[-1]
     cfg = dataclasses.replace(load_model(best["checkpoint"])[1], holdout_fraction=0.0)

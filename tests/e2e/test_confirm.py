@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-from helpers.common import QUICK_TINY_ARGS, REPO
 
+from helpers.common import QUICK_TINY_ARGS, REPO
 from study.data.layout import SAMPLE_ROOT
 from study.names import CONFIRM_PREFIX, METRIC, STUDY_FILE
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.common import counts
 
+from helpers.common import counts
 from study.config import TrainConfig
 from study.data.layout import load_split, summarize
 from study.data.splits import load_test, prepare

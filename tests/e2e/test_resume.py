@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.common import REPO
+
 from helpers.asha_driver import SCORES  # the driver's trials, one score each
+from helpers.common import REPO
 
 pytestmark = pytest.mark.slow
 DRIVER = [sys.executable, str(REPO / "tests" / "helpers" / "asha_driver.py")]

@@ -18,11 +18,11 @@ import time
 
 import pandas as pd
 import pytest
-from helpers import servers
 import torch
-from helpers.common import QUICK_TINY_ARGS, REPO, make_root
 from pyarrow import fs as pafs
 
+from helpers import servers
+from helpers.common import QUICK_TINY_ARGS, REPO, make_root
 from study.data.layout import SAMPLE_ROOT
 
 BUCKET = "pneumonia"
@@ -175,8 +175,8 @@ def test_job_downloaded_its_data_to_the_node_cache(job):
 def test_report_reads_the_s3_results_in_place(job, tmp_path, monkeypatch):
     """`python -m analysis.report s3://.../quick` (in this process, to see what it copies): the tree is
     read in place; the only copies are the checkpoints it loads and the data set (once per machine)."""
-    from analysis.report import cli as report
     import study.data.fetch as sfetch
+    from analysis.report import cli as report
     copies = []
     real_copy = sfetch.pafs.copy_files
     monkeypatch.setattr(sfetch.pafs, "copy_files", lambda src, *a, **k: copies.append(src) or real_copy(src, *a, **k))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import ray
-from helpers.common import QUICK_TINY_ARGS, REPO, ray_processes, tiny
 from ray import tune
 
+from helpers.common import QUICK_TINY_ARGS, REPO, ray_processes, tiny
 from study.data.splits import prepare
 from study.names import BEST_METRIC, EPOCH, METRIC, SKIPPED_FILE, TRAIN_LOSS, VAL_AUC, VAL_LOSS
 from study.tune.space import Asha

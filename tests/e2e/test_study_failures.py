@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers.common import QUICK_TINY_ARGS
 
+from helpers.common import QUICK_TINY_ARGS
 from study import run as run_mod
-from study.tune import tuner as tuner_mod
 from study.names import BEST_METRIC, DIVERGED, ERRORED, STATUS
+from study.tune import tuner as tuner_mod
 
 pytestmark = pytest.mark.slow
 CRASH = ("rmsprop", 0.01)      # this trial raises every time

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# the project's modules are imported after the sys.path line above
 
-import ray  # noqa: E402 - after the sys.path line above
-from ray import tune  # noqa: E402 - after the sys.path line above
+import ray
+from ray import tune
 
-from study.names import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS  # noqa: E402 - after the sys.path line above
+from study.names import BEST_METRIC, EPOCH, FINISHED, METRIC, RUNNING, STATUS
 from study.tune.space import Asha
-from study.tune.tuner import build_tuner, restore_tuner  # noqa: E402 - after the sys.path line above
+from study.tune.tuner import build_tuner, restore_tuner
 
 SCORES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
 EPOCHS = 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, tiny
 
+from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, tiny
 from study.config import AUGMENTS, TrainConfig
 from study.data import augment as A
 from study.data import stress as S

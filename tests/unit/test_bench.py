@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from benchmarks import throughput as bench
+from helpers.common import REPO
 from study.config import TrainConfig
 from study.engine.device import resolve_precision
 
-from helpers.common import REPO
 KEYS = {"images_per_s", "device", "resolution", "precision", "channels_last", "batch_size", "threads", "seconds"}
 COMPARE_KEYS = {"imagefolder_images_per_s", "imagefolder_seconds", "imagefolder_workers", "ratio",
                 "imagefolder_same_settings_images_per_s", "data_path_ratio"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.common import SAMPLE_NORMAL, truncate
 
+from helpers.common import SAMPLE_NORMAL, truncate
 from study.config import TrainConfig
 from study.data.cache import decode, load_or_build
 from study.data.layout import load_split, scan_split, summarize

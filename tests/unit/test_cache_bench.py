@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.cache import report, bench, main
+from benchmarks.cache import bench, main, report
 from study.data.layout import SAMPLE_ROOT, scan_split
 
 

@@ -22,6 +22,7 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from helpers.common import REPO
+
 CLUSTER_YAML = REPO / "cluster" / "cluster.yaml"
 KUBERAY_YAML = REPO / "cluster" / "kuberay-job.yaml"
 README = REPO / "cluster" / "README.md"

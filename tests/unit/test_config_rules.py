@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
-from helpers.common import REPO
 
+from helpers.common import REPO
 from study import train as train_mod
 from study.config import CROSS_RULES, TrainConfig, rule
 from study.engine.checkpoint import load_model

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.common import SAMPLE_NORMAL, truncate, counts, make_root
 from PIL import Image
 
+from helpers.common import REPO, SAMPLE_NORMAL, counts, make_root, truncate
 from study.config import TrainConfig
 from study.data.cache import decode
 from study.data.layout import CLASSES, find_root, load_split, scan_split, summarize
 from study.data.splits import prepare
 from study.errors import UserError
 
-from helpers.common import REPO
 RES = 32  # px; small so every decode is cheap
 
 

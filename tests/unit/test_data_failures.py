@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, truncate, counts, make_root
 
+from helpers.common import SAMPLE_BACT, SAMPLE_NORMAL, SAMPLE_VIRUS, counts, make_root, truncate
 from study import train as train_mod
 from study.config import TrainConfig
 from study.data import cache as cache_mod

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-from helpers.common import REPO, tiny
 
+from helpers.common import REPO, tiny
 from study import predict
 from study.config import SEED_RECIPE
 from study.data.layout import SAMPLE_ROOT

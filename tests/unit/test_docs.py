@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import search_spaces
-from study.names import ASHA_METRIC, BEST_METRIC, METRIC
-
 from helpers.common import REPO
+from study.names import ASHA_METRIC, BEST_METRIC, METRIC
 
 
 def test_one_metric_selects_and_ranks():

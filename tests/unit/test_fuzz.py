@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from study import run as run_mod
-from study.tune import driver
 from study.config import Rule, TrainConfig, rule
 from study.data.splits import prepare
 from study.engine.loop import make_loss, make_optimizer, train_one_epoch
 from study.errors import UserError
 from study.model import build_model
+from study.tune import driver
 
 # In-range values of the fields that make a model big are drawn below these caps (the bounds
 # themselves are still drawn by the validation-only test): one step stays tiny.

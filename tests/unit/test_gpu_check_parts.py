@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from helpers.common import REPO
-
 from study.data.layout import scan_split
 
 SAMPLE = REPO / "study" / "sample" / "chest_xray"

@@ -14,8 +14,8 @@ import traceback
 
 import pytest
 import torch
-from helpers.common import REPO, tiny
 
+from helpers.common import REPO, tiny
 from study.engine import loop
 
 HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")

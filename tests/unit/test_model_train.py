@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers.common import REPO, tiny
 
+from helpers.common import REPO, tiny
 from study.config import TrainConfig
 from study.data.splits import prepare
 from study.engine import device as device_mod

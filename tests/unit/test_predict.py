@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.common import REPO
 from study import predict, train
 from study.config import TrainConfig
 from study.data.layout import SAMPLE_ROOT, targets
@@ -20,7 +21,6 @@ from study.engine.infer import evaluate
 from study.engine.loop import fit
 from study.model import build_model
 
-from helpers.common import REPO
 GOOD = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))[:6]
 
 

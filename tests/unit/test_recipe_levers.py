@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers.common import tiny
 from torch import nn
 
+from helpers.common import tiny
 from study.engine.loop import SmoothedBCE, fit, make_loss, make_schedule, steps_per_epoch
 from study.errors import UserError
 from study.names import EARLY_STOPPED, EPOCH, ERRORED, FINISHED, STATUS, STOPPED_BY_ASHA, trial_budget, trial_status

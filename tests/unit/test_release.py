@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
+from helpers.common import REPO
 from study import predict, train
 from study.data.layout import SAMPLE_ROOT
 from study.engine import checkpoint as ckpt_io
 
-from helpers.common import REPO
 SAMPLE_IMAGES = sorted(str(p) for p in (SAMPLE_ROOT / "val").rglob("*.jpeg"))
 
 

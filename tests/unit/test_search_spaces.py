@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.common import tiny
 from ray import tune
 from ray.tune.search.variant_generator import generate_variants
 
 import search_spaces
+from helpers.common import tiny
 from study.config import DATA_FIELDS, TrainConfig
 from study.engine.loop import make_loss, make_optimizer, train_one_epoch
 from study.errors import UserError
@@ -59,6 +59,7 @@ def test_questions_cover_the_seed():
 
 def test_budget_is_one_experiment_per_resolution_and_refuses_a_resolution_flag():
     from types import SimpleNamespace
+
     from study.tune.plan import plan
     names = search_spaces.expand("budget")
     assert names == [f"budget_{r}" for r in (32, 64, 96, 128, 200)]
@@ -171,3 +172,12 @@ def test_a_module_without_a_search_space_is_an_error(monkeypatch):
     monkeypatch.setattr(importlib.import_module("search_spaces.quick"), "SPACE", {"lr": 0.1})
     with pytest.raises(UserError, match=r"expected SPACE = SearchSpace\(name='quick'"):
         search_spaces.load("quick")
+
+
+def test_every_declared_answer_has_one_analysis_and_every_analysis_a_name():
+    """study.tune.space.ANSWERS (what a space may name) and analysis.answers' functions are one list (issue 28)."""
+    from analysis import answers
+    from study.tune import space
+    assert set(answers.ANSWERS) | set(answers.NEEDS_TREE) == set(space.ANSWERS)
+    assert not set(answers.ANSWERS) & set(answers.NEEDS_TREE)
+    assert {s.answer for s in map(search_spaces.load, search_spaces.NAMES)} <= set(space.ANSWERS)

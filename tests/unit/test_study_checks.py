@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers.common import REPO, truncate, make_root
 
+from helpers.common import REPO, make_root, truncate
 from study import run as run_mod
 from study.tune import driver
 

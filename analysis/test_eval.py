@@ -5,7 +5,7 @@ over seeds, thresholds from validation: best F1, and the headline Youden's J on 
 validation; analysis.thresholds), each with the checkpoints of the models to score: the study's
 confirmation-stage models of that configuration (STORAGE/confirm-binary, confirm-3class: seeds
 that took no part in selection) when the study ran that stage, else the configuration's own
-trials. It reads the test split with study.data.load_test once per data configuration (the
+trials. It reads the test split with study.data.splits.load_test once per data configuration (the
 official test/ when the data set has one, else the patient-level hold-out carved from train) and
 predicts it with every model. Nothing here trains. If there is no test split at all (load_test
 raises UserError), the result carries that message instead.

@@ -1,7 +1,7 @@
 """Decision thresholds of the selected binary model, chosen on VALIDATION data only.
 
 The selected trial's checkpoint (checkpoint.pt: its kept epoch's weights; copied here first when the
-results are remote, analysis.tree.local_checkpoint) predicts the validation
+results are remote, analysis.results.tree.local_checkpoint) predicts the validation
 images that the study used and the stress validation built from them (re-prepared with the
 trial's own config: the same patient-level split, since split_seed and the other data fields are
 in it). At 0.10, 0.15, ..., 0.90:

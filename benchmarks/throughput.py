@@ -10,8 +10,8 @@ device, as one line, or with --json as one JSON object: {"images_per_s": x, "dev
 channels_last, batch_size, threads, seconds, batches, warmup_batches, images, device_name,
 loadavg_before/after, torch, recipe). --set changes any other field, e.g. --set augment=none.
 
-The timed path is training's own: the decoded uint8 images (study.data.load_split, from the
-image cache) sit on the device as one tensor and study.train.train_one_epoch slices them into
+The timed path is training's own: the decoded uint8 images (study.data.layout.load_split, from the
+image cache) sit on the device as one tensor and study.engine.loop.train_one_epoch slices them into
 shuffled batches, converts each to float there and steps the optimizer. `--warmup` batches run
 first and are not timed (oneDNN / cuDNN pick their kernels on the first batches).
 
@@ -88,7 +88,7 @@ def pick(n_pool: int, n: int, seed: int) -> np.ndarray:
 
 def time_tensor_path(cfg: TrainConfig, images: np.ndarray, labels3: np.ndarray, device: torch.device,
                      warmup: int, batches: int) -> float:
-    """Seconds for `batches` training steps of study.train.train_one_epoch on uint8 device tensors."""
+    """Seconds for `batches` training steps of study.engine.loop.train_one_epoch on uint8 device tensors."""
     model, optimizer, loss_fn = setup(cfg, labels3, device)
     bs = cfg.batch_size
 

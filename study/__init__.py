@@ -1,2 +1,2 @@
 """Pneumonia CNN study on Ray Tune. Data flows one way:
-data -> model -> train -> trainable -> tuner -> run (config is read by all)."""
+data -> model -> engine (train loop, inference) -> tune (trainable, tuner, driver) -> run (config is read by all)."""

@@ -1,4 +1,4 @@
-"""Every training knob in one frozen dataclass, plus the metric names used everywhere.
+"""Every training knob in one frozen dataclass, each field with its rule and unit (the metric names: study/names.py).
 
     python -c "from study.config import TrainConfig; print(TrainConfig())"
 

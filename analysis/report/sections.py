@@ -1,4 +1,4 @@
-"""The report's sections, as blocks of an analysis.render.Doc (no computation beyond formatting)."""
+"""The report's sections, as blocks of an analysis.report.render.Doc (no computation beyond formatting)."""
 from __future__ import annotations
 
 from pathlib import Path

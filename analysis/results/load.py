@@ -5,7 +5,7 @@ or a storage root holding several, wherever study.run's --storage put it: a loca
 that pyarrow.fs opens (s3://, gs://, hdfs://, file://; S3 honours the AWS_* environment, e.g.
 AWS_ENDPOINT_URL for another S3 server). Remote trees are read in place, one listing per
 experiment and then only study.json, params.json and result.json per trial; a checkpoint is
-copied to this machine only when the report loads it (analysis.tree.local_checkpoint). Per trial folder:
+copied to this machine only when the report loads it (analysis.results.tree.local_checkpoint). Per trial folder:
 params.json (the full config), result.json (one JSON line per epoch: our metric names plus Ray's
 training_iteration, trial_id, done...) and checkpoint_NNNNNN/checkpoint.pt (study/engine/checkpoint.py: the kept epoch's
 weights, config...).
@@ -312,5 +312,5 @@ def load_results(results_dir: str | Path) -> Results:
 def csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials.csv view: no internal columns. `selection_score` is the value the study selected on;
     `checkpoint` is the folder of the trial's kept model (`python -m study.predict --model CHECKPOINT`),
-    a URI for a remote tree (analysis.tree.local_checkpoint copies it here)."""
+    a URI for a remote tree (analysis.results.tree.local_checkpoint copies it here)."""
     return trials.drop(columns=["config", "label", "config_label"], errors="ignore")

@@ -3,7 +3,7 @@
 `local_data(root)` turns `--data` into a folder here: a path comes back as it is; a URI is copied
 once into the image cache (PNEUMONIA_CACHE, else ~/.cache/pneumonia-tune, under data/) and reused
 while the remote listing (every file's name and size) is unchanged, so a cluster node downloads the
-data set once. `fetch(uri, dest)` is the copy itself (pyarrow.fs.copy_files); analysis.tree uses it
+data set once. `fetch(uri, dest)` is the copy itself (pyarrow.fs.copy_files); analysis.results.tree uses it
 to bring single checkpoints of a remote results tree to a temporary folder.
 """
 from __future__ import annotations

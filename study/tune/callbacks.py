@@ -78,7 +78,7 @@ class TrialProgress(Callback):
               f"{self.done}{total} done, {_clock(elapsed)} elapsed{eta}", file=sys.stdout, flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        """The status by study.config.trial_status, the one rule (the trial's own epoch budget; ASHA only
+        """The status by study.names.trial_status, the one rule (the trial's own epoch budget; ASHA only
         where the experiment has it)."""
         last = trial.last_result or {}
         status = trial_status(last, trial_budget(trial.config or {}, self.budget), False, self.asha)

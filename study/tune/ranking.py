@@ -1,6 +1,6 @@
 """The selection rule, in one place: configurations ranked by their mean selection score over seeds.
 
-A trial's selection score is its BEST_METRIC (study/config.py: the METRIC of the epoch it kept,
+A trial's selection score is its BEST_METRIC (study/names.py: the METRIC of the epoch it kept,
 balanced accuracy on the stress validation). A configuration is the trials of one experiment
 whose configs differ only in `seed`. It is ranked by the mean of its trials' scores (ties: by
 experiment name, then first seen), so one lucky seed does not win; its representative trial (the

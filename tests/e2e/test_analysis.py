@@ -37,7 +37,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def spied(quick_results, tmp_path_factory):
-    """analysis.report.main in-process on the real tree, with study.data.splits.prepare / load_test and the
+    """analysis.report.cli.main in-process on the real tree, with study.data.splits.prepare / load_test and the
     threshold choice wrapped to record the order of calls and the data each saw."""
     events: list[tuple[str, object]] = []
     real_prepare, real_load_test, real_choose = sdata.prepare, sdata.load_test, athreshold.choose_threshold

@@ -45,7 +45,7 @@ def local_ray():
 
 # ---- the trainable alone -----------------------------------------------------------------------
 class FakeTune:
-    """Stands in for ray.tune inside study.trainable: records reports, hands out a checkpoint."""
+    """Stands in for ray.tune inside study.tune.trainable: records reports, hands out a checkpoint."""
     Checkpoint = tune.Checkpoint
 
     def __init__(self, start=None):

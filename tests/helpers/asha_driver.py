@@ -1,4 +1,4 @@
-"""A study driver for tests/test_resume.py: trials that report a fixed score, scheduled by ASHA
+"""A study driver for tests/e2e/test_resume.py: trials that report a fixed score, scheduled by ASHA
 through study.tune.tuner, one at a time so ASHA's decisions are fixed. Killed and restarted by the test.
 
     python tests/helpers/asha_driver.py STORAGE fresh|resume

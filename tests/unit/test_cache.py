@@ -1,6 +1,6 @@
 """The image cache (hits, invalidation, damaged entries) and augmentation.
 
-    .venv/bin/python -m pytest -q tests/test_cache.py
+    .venv/bin/python -m pytest -q tests/unit/test_cache.py
 """
 from __future__ import annotations
 

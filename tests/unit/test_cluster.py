@@ -7,7 +7,7 @@
 - cluster/kuberay-job.yaml is a RayJob whose entrypoint runs study.run against the RayJob's own
   cluster and whose worker group asks Kubernetes for GPUs.
 - Every cluster command passes --data, the Ray version is the tested one everywhere, and the README
-  covers the commands a user needs. (The image itself: tests/test_image.py.)
+  covers the commands a user needs. (The image itself: tests/unit/test_image.py.)
 """
 from __future__ import annotations
 

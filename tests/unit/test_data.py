@@ -1,6 +1,6 @@
 """The data layer: layout, bad inputs, labels and patient ids.
 
-    .venv/bin/python -m pytest -q tests/test_data.py
+    .venv/bin/python -m pytest -q tests/unit/test_data.py
 
 Synthetic data sets are built in tmp dirs from real images of the bundled sample (renamed like
 Kaggle's files); every such test decodes into its own tmp cache.

@@ -1,4 +1,4 @@
-"""Texts that name the metric selection and ASHA use take it from study/config.py, so they cannot drift:
+"""Texts that name the metric selection and ASHA use take it from study/names.py, so they cannot drift:
 the README, the space modules' docstrings, the study's summary line and the report."""
 from __future__ import annotations
 

@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @cli.command
 def main(argv: list[str] | None = None) -> int:
-    return run_study(parse_args(argv))
+    args = parse_args(argv)
+    return run_study(args, [search_spaces.load(n) for n in search_spaces.expand(args.experiment)])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import uuid
 import ray
 import torch
 
-import search_spaces
 from study import checks
 from study.data.layout import skipped_note
 from study.data.splits import TrainData, prepare
@@ -35,6 +34,7 @@ from study.tune.callbacks import TrialProgress
 from study.tune.lock import StudyLock
 from study.tune.outcome import summarize, trial_rows
 from study.tune.plan import Plan, check_resume, plan, settings, write_settings
+from study.tune.space import SearchSpace
 from study.tune.tuner import build_tuner, can_restore, make_searcher, restore_tuner, wandb_callbacks
 
 IN_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job supervisor for a Ray Job's entrypoint only
@@ -208,8 +208,9 @@ def _interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
-def run_study(args: argparse.Namespace) -> int:
-    """The whole study; -> its exit code (study/errors.py). UserError propagates to the CLI (exit 2)."""
+def run_study(args: argparse.Namespace, spaces: list[SearchSpace]) -> int:
+    """The whole study over `spaces` (the experiments study/run.py resolved from --experiment); -> its exit code
+    (study/errors.py). UserError propagates to the CLI (exit 2)."""
     if IN_RAY_JOB in os.environ and not args.address:
         args.address = "auto"  # a Ray Job's entrypoint joins the job's cluster (Ray sets RAY_ADDRESS for it)
     if args.address and not args.data:
@@ -222,7 +223,7 @@ def run_study(args: argparse.Namespace) -> int:
     if args.gpus_per_trial and not args.address and not torch.cuda.device_count():  # trials would wait forever
         raise UserError(f"--gpus-per-trial {args.gpus_per_trial:g}: this machine has no GPU; drop the flag (or pass 0) "
                         f"to train on the CPU")
-    plans = [plan(search_spaces.load(n), args) for n in search_spaces.expand(args.experiment)]
+    plans = [plan(space, args) for space in spaces]
     checks.storage("--storage", args.storage)
     for p in plans:
         path = target(p.name, args)

@@ -121,7 +121,7 @@ def release(checkpoints: list[str], data: str | None, out: Path, command: str, t
                         for m, w in ckpt_io.members(ckpt)], "tta": views}
     if predictor.num_classes == 2:
         f1_t, _ = athreshold.choose_threshold(vp.y, vp.probs)
-        headline, _ = athreshold.youden_threshold(vp.y_stress, vp.probs_stress)
+        headline, _ = athreshold.headline_threshold(vp.y_stress, vp.probs_stress)
         info.update({"threshold": headline, "threshold_rule": athreshold.HEADLINE_RULE, "f1_threshold": f1_t,
                      "validation": {f"at {t:.2f}": _binary_figures(vp.y, vp.probs, t) for t in dict.fromkeys((0.5, headline))},
                      "stress_validation": {f"at {t:.2f}": _binary_figures(vp.y_stress, vp.probs_stress, t)

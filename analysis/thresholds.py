@@ -97,8 +97,10 @@ def choose_threshold(y_val: np.ndarray, probs_val: np.ndarray) -> tuple[float, p
     return _best(table, "f1"), table
 
 
-def youden_threshold(y_stress: np.ndarray, probs_stress: np.ndarray) -> tuple[float, pd.DataFrame]:
-    """The headline threshold: best Youden's J on the stress validation (ties: nearest 0.5), and the table."""
+def headline_threshold(y_stress: np.ndarray, probs_stress: np.ndarray) -> tuple[float, pd.DataFrame]:
+    """The headline threshold (HEADLINE_RULE), the one place it is chosen for the report, its ensembles and the
+    release: best Youden's J on the stress validation (ties: nearest 0.5), and the table. Why Youden's J and not
+    a fixed stress sensitivity: its specificity moves least between seeds (RESULTS.md section 1.3)."""
     table = threshold_table(y_stress, probs_stress)
     return _best(table, "youden_j"), table
 

@@ -70,7 +70,6 @@ def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool
 # accuracy does not move with the prior, and the stress images show how a model behaves when the
 # films look different from train's, which a validation split carved from train cannot.
 METRIC = VAL_SHIFT_BACC
-ASHA_METRIC = METRIC
 BEST_METRIC = "best_" + METRIC  # best METRIC so far in a run (the weights a run keeps)
 MODE = "max"
 

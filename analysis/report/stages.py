@@ -137,7 +137,7 @@ def _thresholds(r: Report, task: str, row):
     from analysis.test_eval import Selection
     vp = athreshold.validation_predictions(row["checkpoint"], r.root_of(row), r.cache)
     f1_t, table = athreshold.choose_threshold(vp.y, vp.probs)
-    headline, stress_table = athreshold.youden_threshold(vp.y_stress, vp.probs_stress)
+    headline, stress_table = athreshold.headline_threshold(vp.y_stress, vp.probs_stress)
     sel = Selection(task, row["experiment"], row["trial_id"], vp.cfg,
                     {athreshold.F1_RULE: f1_t, athreshold.HEADLINE_RULE: headline}, r.root_of(row))
     return sel, vp, f1_t, table, headline, stress_table
@@ -156,7 +156,7 @@ def _ensemble(r: Report, row, task: str, gate: dict | None):
     ens = ensemble.select(lib)
     body_ckpt, thresholds = ens.checkpoint(), {}
     if lib.num_classes == 2:
-        headline, _ = athreshold.youden_threshold(lib.y_stress, ens.probs(True))
+        headline, _ = athreshold.headline_threshold(lib.y_stress, ens.probs(True))
         thresholds = {athreshold.HEADLINE_RULE: headline}
         body_ckpt["release"] = {"threshold": headline, "threshold_rule": athreshold.HEADLINE_RULE}
         gate = body_ckpt

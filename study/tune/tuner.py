@@ -15,7 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from study.data.splits import TrainData
-from study.names import ASHA_METRIC, MODE
+from study.names import METRIC, MODE
 from study.storage import absolute
 from study.tune.callbacks import CheckpointPruner, SchedulerState, WandbWithStatus
 from study.tune.space import Asha, SearchSpace
@@ -25,11 +25,11 @@ SEARCH_SEED = 0  # Ray's sampling of random domains (e.g. seeds) is reproducible
 
 
 def build_scheduler(asha: Asha | None, max_epochs: int) -> ASHAScheduler | None:
-    """ASHA on ASHA_METRIC with rungs at `grace_period * reduction_factor**k` epochs; None = FIFO."""
+    """ASHA on METRIC (the selection score) with rungs at `grace_period * reduction_factor**k` epochs; None = FIFO."""
     if not asha:
         return None
     built = asha.built(max_epochs)
-    return ASHAScheduler(time_attr="training_iteration", metric=ASHA_METRIC, mode=MODE, max_t=max_epochs, **built)
+    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=max_epochs, **built)
 
 
 def make_searcher(space: SearchSpace) -> Searcher | BasicVariantGenerator:

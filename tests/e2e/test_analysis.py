@@ -41,7 +41,7 @@ def spied(quick_results, tmp_path_factory):
     threshold choice wrapped to record the order of calls and the data each saw."""
     events: list[tuple[str, object]] = []
     real_prepare, real_load_test, real_choose = sdata.prepare, sdata.load_test, athreshold.choose_threshold
-    real_youden = athreshold.youden_threshold
+    real_youden = athreshold.headline_threshold
 
     def prepare(root, cfg, *a, **k):
         d = real_prepare(root, cfg, *a, **k)
@@ -65,7 +65,7 @@ def spied(quick_results, tmp_path_factory):
         raise AssertionError("the report must not train: backward() was called in its process")
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(athreshold, "youden_threshold", youden)
+    mp.setattr(athreshold, "headline_threshold", youden)
     mp.setattr(torch.Tensor, "backward", no_training)  # issue 14: the report only reads and runs inference
     mp.setattr(torch.autograd, "backward", no_training)
     mp.setattr(sdata, "prepare", prepare)

@@ -226,8 +226,10 @@ def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
     for name, trials in (("quick", 8), ("baseline", 5)):
         summary = json.loads((storage / name / "study.json").read_text())["summary"]
         assert summary["trials"] == len(trial_dirs(storage / name)) == trials and summary["errors"] == 0, name
-    # one line per trial the resume finished, named by its experiment (quick had not finished)
-    assert out.stdout.count("[quick] trial ") >= 1
+    # one line per trial the resume finished, named by its experiment. Which experiment still had trials left is
+    # timing: quick's study.json is written when tuner.fit returns, so its last trial may have ended just before
+    # Ctrl-C (CI saw that once on a loaded machine); the one that had not ended is baseline's or quick's.
+    assert out.stdout.count("[quick] trial ") + out.stdout.count("[baseline] trial ") >= 1
     assert all(x.split("]")[0] in ("[quick", "[baseline") for x in out.stdout.splitlines() if " trial " in x
                and x.startswith("[")), out.stdout
 

@@ -34,7 +34,7 @@ from study.names import BEST_METRIC
 @dataclass(frozen=True)
 class Selection:
     """A configuration (and threshold) fixed on validation data before the test split is read."""
-    task: str                 # "binary" | "3-class"
+    task: str                 # study.names.TASK_TITLES: "binary" | "3-class"
     experiment: str
     trial_id: str
     cfg: TrainConfig

@@ -84,3 +84,10 @@ VAL_KEYS = (VAL_LOSS, VAL_ACCURACY, VAL_AUC, VAL_PRECISION, VAL_RECALL, VAL_F1, 
 def diverged_why(last: Mapping[str, Any]) -> str:
     """How a diverged trial is described everywhere (the study's summary, the report)."""
     return f"diverged at epoch {last.get(EPOCH)}: {last.get(WHY)}"
+
+
+# A task, by its number of classes: its name in folder and file names (STORAGE/confirm-3class,
+# ensemble-3class.pt) and its title in prose and tables.
+TASKS = {2: "binary", 3: "3class"}
+TASK_TITLES = {2: "binary", 3: "3-class"}
+TASK_OF_TITLE = {TASK_TITLES[k]: v for k, v in TASKS.items()}

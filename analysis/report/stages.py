@@ -27,7 +27,7 @@ from study.engine.device import pick_device
 from study.engine.infer import predictor_from
 from study.engine.metrics import multiclass_metrics
 from study.errors import UserError
-from study.names import BEST_METRIC, CONFIRM_PREFIX, EARLY_STOPPED, FINISHED
+from study.names import BEST_METRIC, CONFIRM_PREFIX, EARLY_STOPPED, FINISHED, TASK_OF_TITLE, TASK_TITLES, TASKS
 from study.tune.ranking import config_key
 
 
@@ -81,13 +81,13 @@ def selection(r: Report) -> None:
     if r.choice is not None:
         selected = r.choice.row
         log(f"selected {selected['experiment']}: {selected['config_label']}; choosing thresholds on validation ...")
-        sel, vp, f1_t, table, r.headline, stress_table = _thresholds(r, "binary", selected)
+        sel, vp, f1_t, table, r.headline, stress_table = _thresholds(r, TASK_TITLES[2], selected)
         pr = athreshold.pr_figure(vp.y, vp.probs, table, f1_t, out=r.out / "threshold_pr.png",
                                   title=f"Validation: {selected['experiment']} / {selected['label']}")
         sections.threshold_section(r.body, f1_t, r.headline, table, stress_table, pr, vp, float(selected[BEST_METRIC]))
         r.figures.append(pr)
         r.tables.update({"threshold (validation)": table, "threshold (stress validation)": stress_table})
-        r.selections.append(replace(sel, **_models(r.res, r.choice, "binary")))
+        r.selections.append(replace(sel, **_models(r.res, r.choice, TASKS[2])))
         control = _seed_recipe_control(r)
         if control is not None:  # the seed's own recipe, evaluated beside the winner (issue 11)
             sel = _thresholds(r, "binary control: the seed's recipe", control.row)[0]
@@ -97,13 +97,13 @@ def selection(r: Report) -> None:
         three = r.choice3.row
         vp3 = athreshold.validation_predictions(three["checkpoint"], r.root_of(three), r.cache)
         sections.three_class_section(r.body, three, multiclass_metrics(vp3.y, vp3.probs), vp3.description)
-        r.selections.append(Selection("3-class", three["experiment"], three["trial_id"], vp3.cfg, {}, r.root_of(three),
-                                      **_models(r.res, r.choice3, "3class")))
+        r.selections.append(Selection(TASK_TITLES[3], three["experiment"], three["trial_id"], vp3.cfg, {}, r.root_of(three),
+                                      **_models(r.res, r.choice3, TASKS[3])))
 
 
 def ensembles(r: Report) -> None:
     gate = None
-    for task, ch in (("binary", r.choice), ("3-class", r.choice3)):
+    for task, ch in ((TASK_TITLES[2], r.choice), (TASK_TITLES[3], r.choice3)):
         if ch is not None:
             log(f"{task}: ensemble selection from the study's kept models ...")
             sel, gate = _ensemble(r, ch.row, task, gate)
@@ -160,12 +160,12 @@ def _ensemble(r: Report, row, task: str, gate: dict | None):
         thresholds = {athreshold.HEADLINE_RULE: headline}
         body_ckpt["release"] = {"threshold": headline, "threshold_rule": athreshold.HEADLINE_RULE}
         gate = body_ckpt
-    path = r.out / f"ensemble-{task.replace('-', '')}.pt"
+    path = r.out / f"ensemble-{TASK_OF_TITLE[task]}.pt"
     sections.ensemble_section(r.body, task, ens, thresholds, path)
     if len(lib.names) > 1:  # ensemble size against cost, from the same library and predictions
         curve = ensemble.size_curve(lib, list(rows[TRAIN_SECONDS]), athreshold.prepared(root, lib.cfg, r.cache).val.images)
         fig = ensemble.size_figure(curve, f"Ensemble size against cost ({task})",
-                                   r.out / f"ensemble_size_{task.replace('-', '')}.png")
+                                   r.out / f"ensemble_size_{TASK_OF_TITLE[task]}.png")
         r.tables[f"ensemble size {task}"] = curve
         sections.ensemble_size_section(r.body, task, curve, fig)
     if lib.num_classes == 3 and gate is not None:

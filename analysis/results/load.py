@@ -295,13 +295,6 @@ def _find(tree: Tree) -> tuple[list[str], list[str]]:
     return found, unfinished
 
 
-def find_experiments(results_dir: str | Path) -> list[str]:
-    """The finished experiments (folders or URIs holding study.json) in a results tree: the tree itself
-    when it is one experiment, else its subfolders that are."""
-    tree = Tree.of(results_dir)
-    return [tree.name(p) for p in _find(tree)[0]]
-
-
 def load_results(results_dir: str | Path) -> Results:
     """Every experiment under `results_dir` (a folder or a URI); UserError when it is not a results tree."""
     tree = Tree.of(results_dir)

@@ -12,12 +12,10 @@ from __future__ import annotations
 from ray import tune
 
 from study.config import TrainConfig
-from study.names import BEST_METRIC, CONFIRM_PREFIX
+from study.names import BEST_METRIC, CONFIRM_PREFIX, TASKS
 from study.tune.plan import Plan
 from study.tune.ranking import rank
 from study.tune.space import SearchSpace
-
-TASKS = {2: "binary", 3: "3class"}
 
 
 def plans(rows: list[dict], seeds: int) -> list[Plan]:

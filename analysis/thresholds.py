@@ -8,7 +8,7 @@ in it). At 0.10, 0.15, ..., 0.90:
   - the seed's Q2 answer: the best-F1 threshold on the validation split (ties: nearest 0.5);
   - the headline threshold: Youden's J (sensitivity + specificity - 1, i.e. balanced accuracy) on
     the stress validation (ties: nearest 0.5). J does not depend on the class prior, so the choice
-    does not move when the share of pneumonia does (74 % in train, 62.5 % in the official test),
+    does not move when the share of pneumonia does (study/evidence.py: PNEUMONIA_SHARE_TRAIN and _TEST),
     and the stress images make it a choice for films that look different from train's. F1 counts
     true negatives nowhere: on a 74 %-pneumonia validation split it favours low thresholds that
     give away specificity, the test split's weak point.

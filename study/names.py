@@ -64,11 +64,7 @@ def trial_status(last: Mapping[str, Any], budget: int, crashed: bool, asha: bool
     return STOPPED_BY_ASHA if asha else ERRORED
 # What selects: the epoch a run keeps, early-stopping patience, ASHA's ranking and the report's
 # choice of configuration all use METRIC. Why balanced accuracy on the stress validation and not
-# plain validation accuracy: on the team's H100 runs plain validation accuracy ranked 12 recipes
-# *backwards* against the official test split (Spearman -0.80). The test films differ in
-# acquisition and have another class prior (62.5 % pneumonia against train's 74 %). Balanced
-# accuracy does not move with the prior, and the stress images show how a model behaves when the
-# films look different from train's, which a validation split carved from train cannot.
+# plain validation accuracy: study/evidence.py WHY_STRESS.
 METRIC = VAL_SHIFT_BACC
 BEST_METRIC = "best_" + METRIC  # best METRIC so far in a run (the weights a run keeps)
 MODE = "max"

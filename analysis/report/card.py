@@ -2,6 +2,8 @@
 they fail. One text, used by the report (a section) and by models/MODEL_CARD.md (the shipped models)."""
 from __future__ import annotations
 
+from study import evidence
+
 INTENDED_USE = ("Research and teaching: comparing network and training choices on a public data set, and "
                 "demonstrating a hyperparameter study. **Not a medical device and not for clinical use**: it has "
                 "not been validated prospectively, on other hospitals' films, on adults, or against radiologists.")
@@ -11,9 +13,9 @@ DATA = ("Kermany, Zhang and Goldbaum (2018), \"Labeled Optical Coherence Tomogra
         "Guangzhou Women and Children's Medical Center; labels (normal, bacterial, viral pneumonia) from the data "
         "set's graders. Train: 1341 normal, 2530 bacterial, 1345 viral films. Images are reduced to 8-bit "
         "grayscale squares (aspect ratio not kept).")
-SHIFT = ("The official test split differs from train: other acquisition and framing, and 62.5 % pneumonia where "
-         "train holds 74 %. A model fitted to train's look calls many normal test films pneumonia (the team measured "
-         "test specificity 0.42 for a model that scored 0.99 on validation carved from train). Selection here scores "
+SHIFT = (f"The official test split differs from train: {evidence.PRIOR}. A model fitted to train's look calls many "
+         f"normal test films pneumonia (the team measured test specificity {evidence.PLAIN_VALIDATION_GAP[2]} for a model "
+         f"that scored {evidence.PLAIN_VALIDATION_GAP[0]} on validation carved from train). Selection here scores "
          "balanced accuracy on a stress validation (the validation films under other processing, exposure, framing "
          "and detector) to favour models that hold up under such shifts; that is a proxy, not a guarantee.")
 LIMITATIONS = (

@@ -11,6 +11,7 @@ from analysis.importance import Importance
 from analysis.report.render import Doc
 from analysis.results.load import AT_BEST, BEST_EPOCH, LAST, Experiment
 from analysis.test_eval import TestResult
+from study import evidence
 from study.data.layout import CLASSES
 from study.names import (
     BEST_METRIC,
@@ -36,12 +37,8 @@ WHY_NOT_TEST = ("Thresholds are chosen on validation data, never on the test spl
                 "then reports on that same test set. Here the test split is read once, after the configuration and the "
                 "thresholds are fixed.")
 WHY_STRESS = (f"Selection score: {METRIC}, balanced accuracy on the stress validation (the validation images under "
-              "other processing, exposure, framing and detector; study/data/stress.py STRESS). On the team's H100 runs "
-              "plain validation accuracy, carved from train, ranked training recipes backwards against the official "
-              "test split (Spearman -0.80): the test films come from another acquisition and hold 62.5 % pneumonia "
-              "where train holds 74 %. Balanced accuracy does not move with that prior, and the stress images show how "
-              "a model behaves on films that do not look like train's. Plain validation figures are shown beside it "
-              "for every trial.")
+              "other processing, exposure, framing, detector and lossy archiving; study/data/stress.py STRESS). "
+              f"{evidence.WHY_STRESS} Plain validation figures are shown beside it for every trial.")
 
 
 def experiment_section(doc: Doc, exp: Experiment, ans: Answer, imp: Importance, fig: Path, imp_fig: Path | None) -> None:
@@ -170,9 +167,10 @@ def threshold_section(doc: Doc, f1_t: float, headline: float, table: pd.DataFram
     doc.p(f"**Headline threshold: {headline:.2f}**, the best Youden's J (sensitivity + specificity - 1) on the stress "
           f"validation (J {row(headline, 'youden_j', stress_table):.4f}, sensitivity "
           f"{row(headline, 'recall', stress_table):.4f}, specificity {row(headline, 'specificity', stress_table):.4f}). "
-          f"J does not depend on the share of pneumonia, which differs between train (74 %) and the official test "
-          f"split (62.5 %); F1 ignores true negatives and on a pneumonia-heavy split drifts to thresholds that give "
-          f"away specificity. The test section reports both, and 0.5.")
+          f"J does not depend on the share of pneumonia, which differs between train "
+          f"({evidence.pct(evidence.PNEUMONIA_SHARE_TRAIN)}) and the official test split "
+          f"({evidence.pct(evidence.PNEUMONIA_SHARE_TEST)}); F1 ignores true negatives and on a pneumonia-heavy split "
+          f"drifts to thresholds that give away specificity. The test section reports both, and 0.5.")
     doc.table(table, "Plain validation: precision, recall, specificity, F1, Youden's J at 17 thresholds (0.10 ... 0.90)")
     doc.table(stress_table, "Stress validation: the same at 17 thresholds (the headline threshold is chosen here)")
     doc.img(fig, "Validation precision-recall curve; the 17 thresholds coloured and labelled by F1; red ring: best F1")

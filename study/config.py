@@ -27,13 +27,13 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as checked_dataclass
 from pydantic.fields import FieldInfo
 
-from study.data.augment import LEVELS as AUGMENT_LEVELS
 from study.errors import UserError
+from study.levels import LEVELS as AUGMENT_LEVELS
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "rmsprop")
 EXTRA_LAYERS = ("conv", "dense", "batchnorm", "dropout")
 DROPOUT_PLACES = ("dense", "conv", "both")
-AUGMENTS = tuple(AUGMENT_LEVELS)  # declared once, with their magnitudes, in study/data/augment.py
+AUGMENTS = tuple(AUGMENT_LEVELS)  # declared once, with their magnitudes, in study/levels.py
 PRECISIONS = ("auto", "fp32", "bf16")
 CLASS_BALANCES = ("none", "weights", "sampler")
 NORMS = ("none", "batch")
@@ -77,7 +77,7 @@ class TrainConfig:
     holdout_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.10  # share of train patients held out as our own test split
     split_seed: Seed = 0             # seeds the patient-level carve; same for every trial of a study
     max_train_images: Annotated[int, Field(ge=0)] = 0  # 0 = all; else a seeded stratified subset (CPU studies)
-    augment: Literal[AUGMENTS] = "medium"  # level of study/data/augment.py: none / light / medium / strong (training only)
+    augment: Literal[AUGMENTS] = "medium"  # level of study/levels.py: none / light / medium / strong (training only)
     augment_strength: Annotated[float, Field(ge=0, le=3)] = 1.0  # x the level's magnitudes (gamma: log scale); 1 = as declared
 
     # ---- model ----

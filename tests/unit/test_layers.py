@@ -36,3 +36,9 @@ def test_the_engine_inference_does_not_import_the_training_loop():
         assert "study.engine.loop" not in _imports(REPO / f), f
     for f in sorted((REPO / "analysis").rglob("*.py")):
         assert "study.engine.loop" not in _imports(f), f.relative_to(REPO)
+
+
+def test_config_sits_below_the_data_layer():
+    """study/config.py imports nothing from study.data (study.data.splits imports the config): one direction."""
+    assert not any(n.startswith("study.data") for n in _imports(REPO / "study" / "config.py"))
+    assert "study.levels" in _imports(REPO / "study" / "config.py")

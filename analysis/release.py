@@ -10,7 +10,7 @@ ensemble-selected on the stress validation (analysis.ensemble, Caruana's greedy 
 model is scored on its own validation split and stress validation (re-prepared from ROOT with its
 data fields; never a test split). Test-time views (--tta): `auto` (default) keeps
 study/data/augment.py's TTA_VIEWS only when they lower the selection rule (balanced log-loss) on the
-stress validation and members x views (+ a gate's) stays within study/engine/infer.py's MAX_FORWARDS,
+stress validation and members x views (+ a gate's) stays within analysis/packaging.py's MAX_FORWARDS,
 `none`, `all`, or names joined by commas (refused past MAX_FORWARDS). Binary: the headline threshold is
 Youden's J on the stress validation, as the report chooses it (the Q2 best-F1 threshold is recorded
 too). 3-class with --gate BINARY (a released binary model file): the two-stage decision (the gate

@@ -43,13 +43,15 @@ from study import cli
 from study.data.augment import TTA_VIEWS
 from study.data.cache import IMAGE_SUFFIXES, BadImage, decode
 from study.data.layout import CLASSES
-from study.engine.infer import EVAL_BATCH, Predictor, load_predictor, parse_views
+from study.engine.infer import Predictor, load_predictor, parse_views
 from study.errors import OK, PARTIAL, UserError
 
 MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped models (models/MODEL_CARD.md)
 SHIPPED = {2: MODELS / "binary.pt", 3: MODELS / "three_class.pt"}
 NOT_CLINICAL = ("# research and teaching model, not for clinical use: not a medical device "
                 "(models/MODEL_CARD.md)")
+
+EVAL_BATCH = 128  # files decoded at a time (the forward passes batch by study.engine.device's eval_batch)
 
 
 def read_image(path: str | Path, resolution: int) -> np.ndarray:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import decision, ensemble
+from analysis import card, decision, ensemble
 from analysis import thresholds as athreshold  # module attribute calls: tests can spy on choose_threshold
 from analysis.answers import answer
 from analysis.figures import bar_figure, convergence_figure
 from analysis.importance import estimate
 from analysis.log import log
-from analysis.report import card, sections
+from analysis.report import sections
 from analysis.report.render import Doc
 from analysis.results.load import TRAIN_SECONDS, Results, load_experiment
 from analysis.selection import choose

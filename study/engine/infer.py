@@ -38,12 +38,7 @@ from study.names import (
     VAL_SHIFT_BACC,
 )
 
-EVAL_BATCH = 128  # files study.predict decodes at a time (the forward passes use device.eval_batch)
 NO_TTA = ("identity",)
-# forward passes per image (members x views, plus a gate's) a release may ship: predicting 624 films of 1-2 kpx
-# took 21 s at 3 and 72 s at 15 on 2 cores (BENCHMARKS.md "Prediction time"), so 25 stays near 113 s, under
-# the 120 s the shipped models are held to
-MAX_FORWARDS = 25
 
 
 def layout(x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:

@@ -310,7 +310,7 @@ def cost_answer(res: Results, exp: Experiment, noise, a: Answer, out: Path) -> N
 # The answer a search space names (study.tune.space.SearchSpace.answer, in study.json as "answer").
 ANSWERS = {"seed_spread": seed_spread_answer, "confirmation": seed_spread_answer, "compare": compare_answer,
            "factors": factors_answer, "dropout": dropout_answer,
-           "optimizers": lambda exp, noise, a, out: optimizers(exp, noise, a, out),
+           "optimizers": optimizers,
            "early_stopping": lambda exp, noise, a, out: early_stopping(exp, noise, a)}
 NEEDS_TREE = {"cost": cost_answer}  # answers that read the other experiments of the tree too
 

@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import posixpath
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from analysis import log as progress
-from analysis.log import log
+from analysis.log import log, start
+from analysis.report.render import Doc, to_html, to_markdown
 from analysis.results.load import BEST_EPOCH, csv_frame, load_results
 from study import checks
+from study.data.layout import SAMPLE_ROOT, find_root
 from study.names import BEST_METRIC, METRIC
-
-if TYPE_CHECKING:
-    from analysis.report.render import Doc
 
 
 def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_project: str | None,
           views: tuple[str, ...] | None = None) -> Path:
     out = checks.writable_folder("--out", out)  # a file, a read-only folder or mount: one line before any work
-    progress.start()
+    start()
     res = load_results(results_dir)  # usage mistakes surface here, before torch and friends are imported
     log(f"read {results_dir}")
-    from analysis.report import stages
-    from analysis.report.render import Doc, to_html, to_markdown
-    from study.data.layout import find_root
+    from analysis.report import stages  # torch and friends: after the usage checks above
     if data:
         find_root(data)  # a wrong --data is a one-line error before any work
     out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +63,6 @@ def build(results_dir: str, out: Path, data: str | None, test: bool, wandb_proje
 
 
 def data_note(doc, res, data: str | None) -> None:
-    from study.data.layout import SAMPLE_ROOT, find_root
     if not data:
         return
     recorded = {e.meta.get("data_root") or str(SAMPLE_ROOT) for e in res.experiments}

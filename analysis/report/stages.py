@@ -133,8 +133,6 @@ def _importance(trials, keys, scope, out):
 
 def _thresholds(r: Report, task: str, row):
     """-> (Selection with both thresholds, predictions, F1 threshold, its table, headline threshold, its table)."""
-    from analysis import thresholds as athreshold
-    from analysis.test_eval import Selection
     vp = athreshold.validation_predictions(row["checkpoint"], r.root_of(row), r.cache)
     f1_t, table = athreshold.choose_threshold(vp.y, vp.probs)
     headline, stress_table = athreshold.headline_threshold(vp.y_stress, vp.probs_stress)

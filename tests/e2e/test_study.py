@@ -201,7 +201,9 @@ def test_experiments_run_together_stop_on_ctrl_c_and_resume(tmp_path):
     running; one after the other, baseline would start only once quick had finished. Ctrl-C ends
     the study at once with exit 130 and no Ray process left; --resume finishes both."""
     storage, log = tmp_path / "results", tmp_path / "stderr.txt"
-    args = ["--experiment", "quick,baseline", "--resolution", "32", "--max-epochs", "4", "--set", "dense_units=16",
+    # 8 epochs: long enough that both experiments are still running when each has 2 result lines (at 4, a CI
+    # machine once saw the whole study end before the poll below saw baseline's lines)
+    args = ["--experiment", "quick,baseline", "--resolution", "32", "--max-epochs", "8", "--set", "dense_units=16",
             "--max-concurrent", "1", "--storage", str(storage)]
     token = f"together-{os.getpid()}-{time.time_ns()}"
     with open(log, "w") as err:  # a file, not a pipe: Ray's log lines would fill a pipe nobody reads yet

@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 import search_spaces
 from analysis import budget
 from analysis.figures import heatmap_figure
-from analysis.results.load import AT_BEST, BEST_EPOCH, Experiment, Results, fmt
+from analysis.results.load import AT_BEST, BEST_EPOCH, TRAIN_SECONDS, Experiment, Results, fmt
 from study.config import SEED_RECIPE, TrainConfig
 from study.errors import UserError
 from study.names import BEST_METRIC, EPOCH, METRIC, TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS, VAL_PRECISION, VAL_RECALL
@@ -298,10 +298,10 @@ def cost_answer(res: Results, exp: Experiment, noise, a: Answer, out: Path) -> N
         f"{r.resolution} px x {r.epochs} ep {getattr(r, METRIC):.4f} in {r.train_seconds:.0f} s" for r in
         front.itertuples()) + ".")
     a.text.append(f"Best mean score: {best['resolution']:.0f} px x {best['epochs']:.0f} epochs, {best[METRIC]:.4f} "
-                  f"(seed std {best[f'{METRIC} std']:.4f}) in {best[budget.COST]:.0f} s. {n} runs of the cheapest point of "
-                  f"the front ({cheap['resolution']:.0f} px x {cheap['epochs']:.0f} ep, {cheap[budget.COST]:.0f} s) fit "
+                  f"(seed std {best[f'{METRIC} std']:.4f}) in {best[TRAIN_SECONDS]:.0f} s. {n} runs of the cheapest point of "
+                  f"the front ({cheap['resolution']:.0f} px x {cheap['epochs']:.0f} ep, {cheap[TRAIN_SECONDS]:.0f} s) fit "
                   f"the train seconds of one run at {dear['resolution']:.0f} px x {dear['epochs']:.0f} ep "
-                  f"({dear[budget.COST]:.0f} s).")
+                  f"({dear[TRAIN_SECONDS]:.0f} s).")
     a.tables.append(("Budget: every resolution x epochs, means over seeds", df))
     a.figures.append(("Selection score against train cost (the budget question)",
                       budget.front_figure(df, out / "budget_front.png")))

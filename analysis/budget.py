@@ -17,8 +17,6 @@ from matplotlib.figure import Figure
 from analysis.results.load import TRAIN_SECONDS, Experiment
 from study.names import EPOCH, EPOCH_SECONDS, METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
-COST = TRAIN_SECONDS
-
 
 def budget_rows(exp: Experiment) -> pd.DataFrame:
     """One row per trial and epoch budget it ran to: resolution, epochs, seed, score, stress AUC, val accuracy, cost."""
@@ -34,7 +32,7 @@ def budget_rows(exp: Experiment) -> pd.DataFrame:
             best = first.loc[first[METRIC].idxmax()]
             rows.append({"resolution": res, "epochs": b, "seed": t["config"].get("seed"), METRIC: best[METRIC],
                          VAL_SHIFT_AUC: best[VAL_SHIFT_AUC], VAL_ACCURACY: best[VAL_ACCURACY],
-                         "kept epoch": int(best[EPOCH]), COST: float(first[EPOCH_SECONDS].sum())})
+                         "kept epoch": int(best[EPOCH]), TRAIN_SECONDS: float(first[EPOCH_SECONDS].sum())})
     return pd.DataFrame(rows)
 
 
@@ -46,10 +44,10 @@ def configurations(experiments: list[Experiment]) -> pd.DataFrame:
     if not len(rows):
         return rows
     g = rows.groupby(["resolution", "epochs"])
-    df = g[[METRIC, VAL_SHIFT_AUC, VAL_ACCURACY, COST]].mean()
+    df = g[[METRIC, VAL_SHIFT_AUC, VAL_ACCURACY, TRAIN_SECONDS]].mean()
     df[f"{METRIC} std"] = g[METRIC].std(ddof=1)
     df["seeds"] = g.size()
-    df = df.reset_index().sort_values(COST, ignore_index=True)
+    df = df.reset_index().sort_values(TRAIN_SECONDS, ignore_index=True)
     df["on front"] = df[METRIC] > df[METRIC].cummax().shift(fill_value=-np.inf)
     return df
 
@@ -58,8 +56,8 @@ def seeds_for_one(df: pd.DataFrame) -> tuple[pd.Series, pd.Series, int]:
     """(the cheapest configuration on the front, the most expensive configuration, how many runs of the first fit
     the train cost of one of the second)."""
     cheap = df[df["on front"]].iloc[0]
-    dear = df.loc[df[COST].idxmax()]
-    return cheap, dear, int(dear[COST] // cheap[COST])
+    dear = df.loc[df[TRAIN_SECONDS].idxmax()]
+    return cheap, dear, int(dear[TRAIN_SECONDS] // cheap[TRAIN_SECONDS])
 
 
 def front_figure(df: pd.DataFrame, out: Path) -> Path:
@@ -67,12 +65,12 @@ def front_figure(df: pd.DataFrame, out: Path) -> Path:
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.subplots()
     for r, g in df.groupby("resolution"):
-        ax.errorbar(g[COST], g[METRIC], yerr=g[f"{METRIC} std"].fillna(0), fmt="o", capsize=3, label=f"{r} px")
+        ax.errorbar(g[TRAIN_SECONDS], g[METRIC], yerr=g[f"{METRIC} std"].fillna(0), fmt="o", capsize=3, label=f"{r} px")
         for _, row in g.iterrows():
-            ax.annotate(f"{row['epochs']:.0f} ep", (row[COST], row[METRIC]), textcoords="offset points", xytext=(4, -10),
+            ax.annotate(f"{row['epochs']:.0f} ep", (row[TRAIN_SECONDS], row[METRIC]), textcoords="offset points", xytext=(4, -10),
                         fontsize=7)
     f = df[df["on front"]]
-    ax.step(f[COST], f[METRIC], where="post", color="gray", lw=1, label="Pareto front")
+    ax.step(f[TRAIN_SECONDS], f[METRIC], where="post", color="gray", lw=1, label="Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel("train seconds per run (1 CPU thread, log scale)")
     ax.set_ylabel(f"{METRIC} (mean over seeds)")

@@ -14,8 +14,8 @@ DATA = ("Kermany, Zhang and Goldbaum (2018), \"Labeled Optical Coherence Tomogra
         "set's graders. Train: 1341 normal, 2530 bacterial, 1345 viral films. Images are reduced to 8-bit "
         "grayscale squares (aspect ratio not kept).")
 SHIFT = (f"The official test split differs from train: {evidence.PRIOR}. A model fitted to train's look calls many "
-         f"normal test films pneumonia (the team measured test specificity {evidence.PLAIN_VALIDATION_GAP[2]} for a model "
-         f"that scored {evidence.PLAIN_VALIDATION_GAP[0]} on validation carved from train). Selection here scores "
+         f"normal test films pneumonia (the team measured test specificity {evidence.PLAIN_MODEL_TEST_SPECIFICITY} for a "
+         f"model that scored {evidence.PLAIN_MODEL_VAL_ACCURACY} on validation carved from train). Selection here scores "
          "balanced accuracy on a stress validation (the validation films under other processing, exposure, framing "
          "and detector) to favour models that hold up under such shifts; that is a proxy, not a guarantee.")
 LIMITATIONS = (

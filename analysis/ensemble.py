@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis.results.load import TRAIN_SECONDS
 from analysis.results.tree import local_checkpoint
 from analysis.thresholds import predictor_validation
 from study.config import DATA_FIELDS, TrainConfig
@@ -218,7 +220,7 @@ def size_curve(lib: Library, train_seconds: list[float], images: np.ndarray, siz
                          "stress bacc": f["stress validation"]["bacc"], "stress auc": f["stress validation"]["auc"],
                          "stress balanced_log_loss": f["stress validation"]["balanced_log_loss"],
                          "val accuracy": f["validation"]["accuracy"],
-                         "train_seconds": float(sum(train_seconds[i] for i in idx)),
+                         TRAIN_SECONDS: float(sum(train_seconds[i] for i in idx)),
                          f"predict_seconds_{FILMS}": predict_seconds(ens, images)})
     return pd.DataFrame(rows)
 
@@ -229,16 +231,16 @@ def size_summary(curve: pd.DataFrame) -> pd.DataFrame:
         libraries=("block", "size"), chosen=("chosen", "median"), stress_bacc=("stress bacc", "mean"),
         stress_bacc_min=("stress bacc", "min"), stress_bacc_max=("stress bacc", "max"),
         stress_auc=("stress auc", "mean"), val_accuracy=("val accuracy", "mean"),
-        train_seconds=("train_seconds", "mean"), predict_seconds=(f"predict_seconds_{FILMS}", "median")).reset_index()
+        train_seconds=(TRAIN_SECONDS, "mean"), predict_seconds=(f"predict_seconds_{FILMS}", "median")).reset_index()
 
 
-def size_figure(curve: pd.DataFrame, title: str, out) -> object:
+def size_figure(curve: pd.DataFrame, title: str, out: Path) -> Path:
     """Stress balanced accuracy (at 0.5 / argmax) of each block against its train seconds, with the per-size means."""
     from matplotlib.figure import Figure
     summary = size_summary(curve)
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.subplots()
-    ax.scatter(curve["train_seconds"], curve["stress bacc"], s=14, alpha=0.5, label="each library")
+    ax.scatter(curve[TRAIN_SECONDS], curve["stress bacc"], s=14, alpha=0.5, label="each library")
     ax.plot(summary["train_seconds"], summary["stress_bacc"], "o-", color="black", label="mean per library size")
     for _, r in summary.iterrows():
         ax.annotate(f"{int(r['library'])} (predict {r['predict_seconds']:.1f} s)", (r["train_seconds"], r["stress_bacc"]),

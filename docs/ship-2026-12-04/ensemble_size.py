@@ -26,7 +26,9 @@ import pandas as pd
 import torch
 
 from analysis import ensemble
-from analysis.thresholds import THRESHOLDS, headline_threshold, prepared
+from analysis.thresholds import headline_threshold, prepared, threshold_table
+from study.engine.metrics import binary_metrics
+from study.names import EPOCH_SECONDS
 
 DATA = "../shared/data/chest_xray"
 SENSITIVITY = 0.95   # the fixed-sensitivity rule's target on the stress validation
@@ -34,19 +36,20 @@ HALVINGS = 10
 
 
 def train_seconds(folder: Path) -> float:
-    return float(sum(r["epoch_seconds"] for r in json.loads((folder / "metrics.json").read_text())))
+    return float(sum(r[EPOCH_SECONDS] for r in json.loads((folder / "metrics.json").read_text())))
 
 
 def sensitivity_threshold(y: np.ndarray, p: np.ndarray, target: float = SENSITIVITY) -> float:
     """The highest grid threshold whose sensitivity on (y, p) is at least `target` (the lowest grid point if none)."""
-    ok = [t for t in THRESHOLDS if ((p >= t) & (y == 1)).sum() >= target * (y == 1).sum()]
-    return float(max(ok)) if ok else float(min(THRESHOLDS))
+    table = threshold_table(y, p)
+    ok = table.loc[table["recall"] >= target, "threshold"]
+    return float(ok.max()) if len(ok) else float(table["threshold"].min())
 
 
 def rates(y: np.ndarray, p: np.ndarray, t: float) -> tuple[float, float]:
     """(sensitivity, specificity) at threshold t."""
-    pred = p >= t
-    return float(pred[y == 1].mean()), float((~pred[y == 0]).mean())
+    m = binary_metrics(y, p, t)
+    return m["recall"], m["specificity"]
 
 
 RULES = {"youden": lambda y, p: headline_threshold(y, p)[0], f"sens>={SENSITIVITY}": sensitivity_threshold}

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from analysis import budget
-from analysis.results.load import Experiment
+from analysis.results.load import TRAIN_SECONDS, Experiment
 from study.names import EPOCH, EPOCH_SECONDS, METRIC, VAL_ACCURACY, VAL_SHIFT_AUC
 
 
@@ -22,7 +22,7 @@ def test_front_keeps_only_configurations_better_than_every_cheaper_one():
             _exp(200, {0: [0.70, 0.89], 1: [0.72, 0.91]}, 20.0)]
     df = budget.configurations(exps)
     row = df.set_index(["resolution", "epochs"])
-    assert row.loc[(64, 2), METRIC] == 0.94 and row.loc[(64, 2), budget.COST] == 8.0
+    assert row.loc[(64, 2), METRIC] == 0.94 and row.loc[(64, 2), TRAIN_SECONDS] == 8.0
     assert row.loc[(32, 1), "on front"] and row.loc[(32, 2), "on front"] and row.loc[(64, 2), "on front"]
     assert not row.loc[(200, 2), "on front"] and not row.loc[(200, 1), "on front"]
     cheap, dear, n = budget.seeds_for_one(df)
@@ -32,4 +32,4 @@ def test_front_keeps_only_configurations_better_than_every_cheaper_one():
 def test_best_within_a_budget_ignores_later_epochs():
     rows = budget.budget_rows(_exp(64, {0: [0.9, 0.5]}, 3.0))
     assert rows[METRIC].tolist() == [0.9, 0.9] and rows["kept epoch"].tolist() == [1, 1]
-    assert rows[budget.COST].tolist() == [3.0, 6.0]
+    assert rows[TRAIN_SECONDS].tolist() == [3.0, 6.0]
